@@ -1,0 +1,99 @@
+//! The HTTP API: the vendor API (`/v1`, tenant API keys) and the embed API (`/embed/v1`, session
+//! tokens), each a set of small route modules over one shared state.
+
+mod audit;
+mod credentials;
+mod deliveries;
+mod destinations;
+mod events;
+mod extract;
+mod limits;
+mod sessions;
+mod types;
+mod views;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::SessionSigner;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::plugins::PluginHost;
+use crate::store::Store;
+use crate::vault::Vault;
+
+pub use limits::RateLimits;
+
+/// Request bodies above this are refused with 413 before any parsing.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub sessions: SessionSigner,
+    pub plugins: Arc<PluginHost>,
+    pub engine: Engine,
+    pub limits: RateLimits,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let vendor = Router::new()
+        .route("/sessions", post(sessions::create))
+        .route("/sessions/{session_id}", axum::routing::delete(sessions::revoke))
+        .route("/sub-tenants/{external_id}/revoke-sessions", post(sessions::revoke_sub_tenant))
+        .route("/sub-tenants/{external_id}/deliveries", get(deliveries::list_for_operator))
+        .route("/events", post(events::publish))
+        .route("/events/batch", post(events::publish_batch))
+        .route("/destination-types", get(types::list_for_vendor));
+
+    // Session tokens travel in a header, never in cookies, so any origin may call the embed API.
+    let embed = Router::new()
+        .route("/destination-types", get(types::list))
+        .route("/destinations", get(destinations::list).post(destinations::create))
+        .route(
+            "/destinations/{id}",
+            get(destinations::get).patch(destinations::update).delete(destinations::delete),
+        )
+        .route("/destinations/{id}/test", post(destinations::test))
+        .route("/credentials", get(credentials::list).post(credentials::create))
+        .route("/credentials/{id}", axum::routing::delete(credentials::delete))
+        .route("/credentials/{id}/rotate", post(credentials::rotate))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::get))
+        .route("/replays", post(deliveries::replay))
+        .route("/audit", get(audit::list))
+        .layer(CorsLayer::very_permissive().allow_credentials(false));
+
+    Router::new()
+        .nest("/v1", vendor)
+        .nest("/embed/v1", embed)
+        .route("/.well-known/jwks.json", get(sessions::jwks).layer(CorsLayer::permissive()))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

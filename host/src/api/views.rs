@@ -1,0 +1,133 @@
+//! The JSON objects of API.md, built from store rows.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::{opt_rfc3339, to_rfc3339};
+use crate::store::{AttemptRow, CredentialRow, DeliveryRow, DestinationRow};
+
+#[derive(Serialize)]
+pub struct Destination {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub type_id: String,
+    pub name: String,
+    pub config: Value,
+    pub credential_id: Option<String>,
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<DestinationRow> for Destination {
+    fn from(row: DestinationRow) -> Self {
+        Self {
+            id: row.id,
+            type_id: row.type_id,
+            name: row.name,
+            config: serde_json::from_str(&row.config).unwrap_or(Value::Null),
+            credential_id: row.credential_id,
+            event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
+            enabled: row.enabled,
+            created_at: to_rfc3339(row.created_at),
+            updated_at: to_rfc3339(row.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Credential {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub created_at: String,
+    pub rotated_at: Option<String>,
+    pub fingerprint: String,
+}
+
+impl From<CredentialRow> for Credential {
+    fn from(row: CredentialRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            kind: row.kind,
+            created_at: to_rfc3339(row.created_at),
+            rotated_at: opt_rfc3339(row.rotated_at),
+            fingerprint: row.fingerprint,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub destination_id: String,
+    pub status: String,
+    pub attempt_count: i64,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<Attempt>>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(row: DeliveryRow) -> Self {
+        // The queue keeps a due time on rows in flight too; only a waiting delivery has a next attempt.
+        let next = if row.status == "pending" { row.next_attempt_at } else { None };
+        Self {
+            id: row.id,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            destination_id: row.destination_id,
+            status: row.status,
+            attempt_count: row.attempt_count,
+            next_attempt_at: opt_rfc3339(next),
+            created_at: to_rfc3339(row.created_at),
+            updated_at: to_rfc3339(row.updated_at),
+            attempts: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Attempt {
+    pub n: i64,
+    pub started_at: String,
+    pub duration_ms: i64,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_excerpt: Option<String>,
+}
+
+impl From<AttemptRow> for Attempt {
+    fn from(row: AttemptRow) -> Self {
+        Self {
+            n: row.n,
+            started_at: to_rfc3339(row.started_at),
+            duration_ms: row.duration_ms,
+            outcome: row.outcome,
+            status_code: row.status_code,
+            error: row.error,
+            response_excerpt: row.response_excerpt,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}

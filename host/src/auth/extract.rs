@@ -1,0 +1,90 @@
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::api_keys::{hash_api_key, looks_like_api_key};
+use crate::api::AppState;
+use crate::error::ApiError;
+use crate::scope::Scope;
+use crate::store::SessionCheck;
+
+/// A vendor authenticated by its tenant API key.
+#[derive(Debug, Clone)]
+pub struct TenantPrincipal {
+    pub tenant_id: String,
+}
+
+/// A sub-tenant authenticated by a live session token.
+#[derive(Debug, Clone)]
+pub struct EmbedPrincipal {
+    pub scope: Scope,
+    pub session_id: String,
+}
+
+impl EmbedPrincipal {
+    pub fn actor(&self) -> String {
+        format!("session:{}", self.session_id)
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token>"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token>"))
+}
+
+impl FromRequestParts<AppState> for TenantPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if !looks_like_api_key(token) {
+            return Err(ApiError::unauthorized(
+                "wrong_credential_type",
+                "the vendor API takes a tenant API key, not a session token",
+            ));
+        }
+        let tenant_id = state
+            .store
+            .tenant_for_key_hash(&hash_api_key(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
+        state.limits.check(&tenant_id)?;
+        Ok(Self { tenant_id })
+    }
+}
+
+impl FromRequestParts<AppState> for EmbedPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if looks_like_api_key(token) {
+            return Err(ApiError::unauthorized(
+                "wrong_credential_type",
+                "the embed API takes a session token, not a tenant API key",
+            ));
+        }
+        let claims = state
+            .sessions
+            .verify(token)
+            .map_err(|e| ApiError::unauthorized(e.code(), e.to_string()))?;
+        // Checked in the database on every request: a revocation counts from the next one.
+        match state.store.check_session(&claims.sid, &claims.sub).await? {
+            SessionCheck::Valid { tenant_id } => {
+                state.limits.check(&tenant_id)?;
+                Ok(Self { scope: Scope::authenticated(tenant_id, claims.sub), session_id: claims.sid })
+            }
+            SessionCheck::Revoked => Err(ApiError::unauthorized("session_revoked", "the session has been revoked")),
+            SessionCheck::Unknown => Err(ApiError::unauthorized("invalid_token", "the session does not exist")),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Settings shared by every subcommand, from flags and `PUSHRAIL_*` variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite database and the generated master key file.
+    #[arg(long, env = "PUSHRAIL_DATA_DIR", default_value = "pushrail-data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL; when set, used instead of the embedded SQLite database.
+    #[arg(long, env = "PUSHRAIL_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "PUSHRAIL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of plugin components (`*.wasm`).
+    #[arg(long, env = "PUSHRAIL_PLUGINS_DIR", default_value = "plugins/dist")]
+    pub plugins_dir: PathBuf,
+
+    /// Delays before each attempt; after the last, a delivery is `failed`.
+    #[arg(
+        long,
+        env = "PUSHRAIL_RETRY_SCHEDULE",
+        default_value = "0s,5s,5m,30m,2h,5h,10h,10h",
+        value_parser = parse_schedule
+    )]
+    pub retry_schedule: RetrySchedule,
+
+    /// Opens an address range that the egress policy refuses by default (repeatable).
+    #[arg(long, env = "PUSHRAIL_ALLOW_EGRESS", value_delimiter = ',')]
+    pub allow_egress: Vec<ipnet::IpNet>,
+
+    /// Most events handed to one plugin call (capped by the plugin's own maximum).
+    #[arg(long, env = "PUSHRAIL_BATCH_SIZE", default_value_t = 100)]
+    pub batch_size: usize,
+
+    /// How long the dispatcher waits after being woken, so that events published together are
+    /// delivered together.
+    #[arg(long, env = "PUSHRAIL_BATCH_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub batch_linger: Duration,
+
+    /// Plugin calls in flight at once.
+    #[arg(long, env = "PUSHRAIL_CONCURRENCY", default_value_t = 64)]
+    pub concurrency: usize,
+
+    /// Wall-clock limit of one plugin call.
+    #[arg(long, env = "PUSHRAIL_PLUGIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub plugin_timeout: Duration,
+
+    /// Memory limit of one plugin instance, in MiB.
+    #[arg(long, env = "PUSHRAIL_PLUGIN_MEMORY_MIB", default_value_t = 64)]
+    pub plugin_memory_mib: usize,
+
+    /// Lease on claimed work; a worker that has not answered by then is presumed dead.
+    #[arg(long, env = "PUSHRAIL_LEASE", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
+    /// Requests per second each tenant may make (ingest and embed API alike); bursts of twice that.
+    #[arg(long, env = "PUSHRAIL_RATE_LIMIT", default_value_t = 2000)]
+    pub rate_limit: u32,
+
+    /// How often the dispatcher looks for due work when nothing wakes it.
+    #[arg(long, env = "PUSHRAIL_POLL_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+}
+
+/// The delays before attempt 1, 2, ... of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+fn parse_schedule(text: &str) -> Result<RetrySchedule, String> {
+    let delays = text
+        .split(',')
+        .map(|part| humantime::parse_duration(part.trim()).map_err(|e| format!("{part:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.is_empty() {
+        return Err("the schedule needs at least one entry".into());
+    }
+    Ok(RetrySchedule(delays))
+}
+
+impl RetrySchedule {
+    /// The delay before attempt `n + 1` after `n` attempts, or `None` when attempts are used up.
+    pub fn delay_after(&self, attempts_made: usize) -> Option<Duration> {
+        self.0.get(attempts_made).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_default_schedule() {
+        let schedule = parse_schedule("0s,5s,5m,30m,2h,5h,10h,10h").unwrap();
+        assert_eq!(schedule.0.len(), 8);
+        assert_eq!(schedule.delay_after(1), Some(Duration::from_secs(5)));
+        assert_eq!(schedule.delay_after(3), Some(Duration::from_secs(1800)));
+        assert_eq!(schedule.delay_after(8), None);
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(parse_schedule("5s,soon").is_err());
+    }
+}

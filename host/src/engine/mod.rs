@@ -1,0 +1,167 @@
+//! The delivery engine: a dispatcher that claims due work from the durable queue, a bounded pool
+//! of plugin calls, and a completer that writes attempts back in grouped transactions.
+//!
+//! Work is claimed with a lease; a worker that dies leaves rows whose lease lapses and any worker
+//! claims them again, so delivery is at-least-once and never lost.
+
+mod execute;
+pub mod fanout;
+mod retry;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use crate::config::RetrySchedule;
+use crate::plugins::PluginHost;
+use crate::store::{ClaimedDelivery, Completion, Store};
+use crate::vault::Vault;
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub retry: RetrySchedule,
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+/// Most rows one claim takes; bounds the transaction and the memory held per round.
+const MAX_CLAIM: usize = 1000;
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    plugins: Arc<PluginHost>,
+    vault: Arc<Vault>,
+    settings: EngineSettings,
+    owner: String,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+}
+
+impl Engine {
+    pub fn new(store: Store, plugins: Arc<PluginHost>, vault: Arc<Vault>, settings: EngineSettings) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let owner = crate::ids::new("wrk");
+        Self { inner: Arc::new(Inner { store, plugins, vault, settings, owner, wake: Notify::new(), permits }) }
+    }
+
+    /// Starts the dispatcher and the completer on the current runtime.
+    pub fn start(&self) {
+        let (tx, rx) = mpsc::channel::<Vec<Completion>>(1024);
+        tokio::spawn(complete_loop(self.inner.clone(), rx));
+        tokio::spawn(dispatch_loop(self.inner.clone(), tx));
+    }
+
+    /// New work is queued: look now instead of at the next poll.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    pub fn lease_ms(&self) -> i64 {
+        self.inner.settings.lease.as_millis() as i64
+    }
+
+    /// Delivers already-claimed deliveries right away and records the attempts before returning.
+    pub async fn deliver_now(&self, claimed: Vec<ClaimedDelivery>) -> anyhow::Result<Vec<Completion>> {
+        let completions = execute::execute(&self.inner, claimed).await;
+        self.inner.store.complete(&completions).await?;
+        Ok(completions)
+    }
+}
+
+async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completion>>) {
+    let settings = &inner.settings;
+    loop {
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            () = tokio::time::sleep(settings.poll_interval) => {}
+        }
+        if !settings.linger.is_zero() {
+            tokio::time::sleep(settings.linger).await;
+        }
+        loop {
+            let free = inner.permits.available_permits();
+            if free == 0 {
+                break; // a finishing call wakes us
+            }
+            let limit = (free * settings.batch_size).clamp(1, MAX_CLAIM);
+            let claimed = match inner.store.claim_due(&inner.owner, settings.lease.as_millis() as i64, limit as i64).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(%error, "claiming due deliveries failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            };
+            let claimed_count = claimed.len();
+            for batch in batches(&inner, claimed) {
+                let permit = inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+                let inner = inner.clone();
+                let completions = completions.clone();
+                tokio::spawn(async move {
+                    let done = execute::execute(&inner, batch).await;
+                    // The completer outlives every call; a send only fails at shutdown, when the
+                    // lapsing lease hands the work to the next start.
+                    let _ = completions.send(done).await;
+                    drop(permit);
+                    inner.wake.notify_one();
+                });
+            }
+            if claimed_count < limit {
+                break;
+            }
+        }
+    }
+}
+
+/// Groups claimed rows by destination and cuts them to the batch size the type accepts.
+fn batches(inner: &Inner, claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
+    let mut by_destination: BTreeMap<String, Vec<ClaimedDelivery>> = BTreeMap::new();
+    for delivery in claimed {
+        by_destination.entry(delivery.destination_id.clone()).or_default().push(delivery);
+    }
+    let mut out = Vec::new();
+    for (_, mut rows) in by_destination {
+        let type_max = inner
+            .plugins
+            .get(&rows[0].destination_type)
+            .map(|p| p.info.max_batch_size as usize)
+            .unwrap_or(1);
+        let size = inner.settings.batch_size.min(type_max).max(1);
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(size));
+            out.push(std::mem::replace(&mut rows, rest));
+        }
+    }
+    out
+}
+
+async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Vec<Completion>>) {
+    while let Some(mut pending) = rx.recv().await {
+        while pending.len() < MAX_CLAIM {
+            match rx.try_recv() {
+                Ok(more) => pending.extend(more),
+                Err(_) => break,
+            }
+        }
+        // Attempts are only ever retried here, never dropped: a database hiccup delays the log,
+        // it does not lose it.
+        while let Err(error) = inner.store.complete(&pending).await {
+            tracing::error!(%error, rows = pending.len(), "recording attempts failed; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The Pushrail host: tenancy, sessions, the credential vault, ingest, the delivery engine,
+//! delivery logs and replay, all around sandboxed destination plugins.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod plugins;
+pub mod scope;
+pub mod store;
+pub mod vault;

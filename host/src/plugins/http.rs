@@ -1,0 +1,148 @@
+//! Outgoing HTTP for plugins: the `send_request` hook of wasmtime-wasi-http.
+//!
+//! Every request goes through one pooled client shared by all invocations (connections are
+//! reused across deliveries; a pooled connection carries no sub-tenant state beyond the peer it is
+//! connected to). Its resolver is the egress policy, IP literals are checked here, redirects are
+//! never followed (a plugin that follows one makes a new request, checked again), and the host
+//! bounds every timeout and the size of both bodies.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
+
+use super::egress::{Denied, EgressPolicy, NetLimits, PolicyResolver, ResolveError};
+
+type WasiBody = wasmtime_wasi_http::WasiBody;
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+const MAX_RESPONSE_BODY: usize = 8 * 1024 * 1024;
+/// Outgoing requests one invocation may make.
+const MAX_REQUESTS_PER_INVOCATION: u32 = 256;
+
+/// The shared client and policy; cheap to clone into each invocation.
+#[derive(Clone)]
+pub struct HttpEgress {
+    client: reqwest::Client,
+    policy: Arc<EgressPolicy>,
+    limits: NetLimits,
+}
+
+impl HttpEgress {
+    pub fn new(policy: Arc<EgressPolicy>, limits: NetLimits) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }))
+            .redirect(reqwest::redirect::Policy::none())
+            // Proxies from the environment would dial for us, past the policy.
+            .no_proxy()
+            .connect_timeout(limits.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .user_agent(concat!("Pushrail/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, policy, limits })
+    }
+
+    pub fn policy(&self) -> &Arc<EgressPolicy> {
+        &self.policy
+    }
+
+    pub fn limits(&self) -> NetLimits {
+        self.limits
+    }
+
+    pub fn hooks(&self) -> Hooks {
+        Hooks { egress: self.clone(), requests_left: MAX_REQUESTS_PER_INVOCATION }
+    }
+
+    async fn send(
+        self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+        let (parts, body) = request.into_parts();
+        let host = parts.uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
+        // The resolver only sees names; literal addresses are judged here.
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            if !self.policy.permits(ip) {
+                return Err(HttpError::DestinationIpProhibited);
+            }
+        }
+        let body: Bytes = Limited::new(body, MAX_REQUEST_BODY)
+            .collect()
+            .await
+            .map_err(|_| HttpError::HttpRequestBodySize(None))?
+            .to_bytes();
+        let timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(self.limits.max_request_timeout)
+            .min(self.limits.max_request_timeout);
+        let mut builder = self.client.request(parts.method, parts.uri.to_string()).timeout(timeout).body(body);
+        for (name, value) in &parts.headers {
+            if name != http::header::HOST {
+                builder = builder.header(name, value);
+            }
+        }
+        let response = builder.send().await.map_err(classify)?;
+        let response: http::Response<reqwest::Body> = response.into();
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BODY)
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    HttpError::HttpResponseBodySize(None)
+                } else {
+                    HttpError::HttpResponseIncomplete
+                }
+            })
+            .boxed_unsync();
+        let io: IoFuture = Box::new(async { Ok(()) });
+        Ok((http::Response::from_parts(parts, body), io))
+    }
+}
+
+/// Per-invocation view of [`HttpEgress`], counting requests.
+pub struct Hooks {
+    egress: HttpEgress,
+    requests_left: u32,
+}
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
+        if self.requests_left == 0 {
+            return Box::new(async { Err(HttpError::ConnectionLimitReached) });
+        }
+        self.requests_left -= 1;
+        Box::new(self.egress.clone().send(request, options))
+    }
+}
+
+fn classify(error: reqwest::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = source {
+        if cause.is::<Denied>() || matches!(cause.downcast_ref::<ResolveError>(), Some(ResolveError::Denied(_))) {
+            return HttpError::DestinationIpProhibited;
+        }
+        if let Some(ResolveError::Unresolved(name)) = cause.downcast_ref::<ResolveError>() {
+            return HttpError::DnsError { rcode: Some(name.clone()), info_code: None };
+        }
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        return if error.is_connect() { HttpError::ConnectionTimeout } else { HttpError::HttpResponseTimeout };
+    }
+    if error.is_connect() {
+        return HttpError::ConnectionRefused;
+    }
+    HttpError::InternalError(Some(error.without_url().to_string()))
+}

@@ -1,0 +1,46 @@
+use super::{Store, Tx};
+use crate::scope::Scope;
+use crate::{clock, ids};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+}
+
+impl Store {
+    /// Written in the same transaction as the change it records.
+    pub async fn audit(&self, tx: &mut Tx<'_>, tenant_id: &str, sub_tenant_id: Option<&str>, actor: &str, action: &str, target: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, tenant_id, sub_tenant_id, actor, action, target, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ids::new(ids::AUDIT))
+        .bind(tenant_id)
+        .bind(sub_tenant_id)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(clock::now_ms())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_audit(&self, scope: &Scope, before_id: Option<&str>, limit: i64) -> sqlx::Result<Vec<AuditEntry>> {
+        sqlx::query_as(
+            "SELECT id, at, actor, action, target FROM audit_log
+             WHERE tenant_id = $1 AND sub_tenant_id = $2 AND ($3 IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+    }
+}

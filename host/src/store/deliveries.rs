@@ -1,0 +1,373 @@
+use sqlx::QueryBuilder;
+
+use super::{Db, Store, Tx};
+use crate::clock;
+use crate::scope::Scope;
+
+/// A delivery claimed by a worker, with what it takes to deliver it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    pub tenant_id: String,
+    pub sub_tenant_id: String,
+    pub event_id: String,
+    pub destination_id: String,
+    pub destination_type: String,
+    pub attempt_count: i64,
+    pub retry_index: i64,
+    pub event_type: String,
+    pub payload: String,
+    pub occurred_at: i64,
+}
+
+impl ClaimedDelivery {
+    /// The scope of the delivery's own row: the engine acts for the sub-tenant that owns it.
+    pub fn scope(&self) -> Scope {
+        Scope::authenticated(self.tenant_id.clone(), self.sub_tenant_id.clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    RetryableError,
+    PermanentError,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::RetryableError => "retryable_error",
+            Self::PermanentError => "permanent_error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub n: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub outcome: String,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// The result of one attempt at one delivery, and what happens next.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub delivery_id: String,
+    pub lease_owner: String,
+    pub attempt: AttemptRow,
+    /// `pending` (with `next_attempt_at`), `succeeded` or `failed`.
+    pub status: &'static str,
+    pub next_attempt_at: Option<i64>,
+    pub retry_index: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub destination_id: String,
+    pub status: String,
+    pub attempt_count: i64,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    pub status: Option<String>,
+    pub destination_id: Option<String>,
+    pub event_type: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Only ids before this one (the list is newest first).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayFilter {
+    pub since: i64,
+    pub until: i64,
+    pub destination_id: Option<String>,
+    pub status: String,
+}
+
+pub const TEST_EVENT_TYPE: &str = "pushrail.test";
+
+const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
+     d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at";
+
+impl Store {
+    /// Claims up to `limit` due deliveries (pending and due, or delivering with a lapsed lease)
+    /// for `owner` in one statement, so two workers never hold the same delivery at once.
+    pub async fn claim_due(&self, owner: &str, lease_ms: i64, limit: i64) -> sqlx::Result<Vec<ClaimedDelivery>> {
+        let now = clock::now_ms();
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
+             WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, next_attempt_at AS due FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
+                 UNION ALL
+                 SELECT id, lease_until AS due FROM deliveries WHERE status = 'delivering' AND lease_until < $3
+               ) ORDER BY due LIMIT $4)
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = QueryBuilder::<Db>::new(
+            "SELECT d.id, d.tenant_id, d.sub_tenant_id, d.event_id, d.destination_id, t.type AS destination_type,
+                    d.attempt_count, d.retry_index, e.type AS event_type, e.payload, e.occurred_at
+             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN destinations t ON t.id = d.destination_id
+             WHERE d.id IN (",
+        );
+        let mut list = select.separated(", ");
+        for id in &ids {
+            list.push_bind(id);
+        }
+        select.push(") ORDER BY d.id");
+        let claimed = select.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records attempts and moves deliveries on, many in one transaction. A completion whose
+    /// lease was taken over by another worker still logs its attempt but leaves the row alone.
+    pub async fn complete(&self, completions: &[Completion]) -> sqlx::Result<()> {
+        let mut tx = self.begin().await?;
+        for c in completions {
+            complete_one(&mut tx, c).await?;
+        }
+        tx.commit().await
+    }
+
+    /// A delivery of a test event to one destination, created already claimed by `owner` so the
+    /// caller can deliver it at once and answer with the attempt.
+    pub async fn insert_test_delivery(
+        &self,
+        scope: &Scope,
+        destination_id: &str,
+        payload: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> sqlx::Result<Option<ClaimedDelivery>> {
+        let now = clock::now_ms();
+        let event_id = crate::ids::new(crate::ids::EVENT);
+        let delivery_id = crate::ids::new(crate::ids::DELIVERY);
+        let mut tx = self.begin().await?;
+        let destination_type: Option<String> = sqlx::query_scalar(
+            "SELECT type FROM destinations WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(destination_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(destination_type) = destination_type else { return Ok(None) };
+        sqlx::query(
+            "INSERT INTO events (id, tenant_id, sub_tenant_id, type, payload, occurred_at, created_at, deliveries)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, 1)",
+        )
+        .bind(&event_id)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(TEST_EVENT_TYPE)
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO deliveries (id, tenant_id, sub_tenant_id, event_id, destination_id, status, lease_owner, lease_until, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'delivering', $6, $7, $8, $8)",
+        )
+        .bind(&delivery_id)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(&event_id)
+        .bind(destination_id)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedDelivery {
+            id: delivery_id,
+            tenant_id: scope.tenant_id().to_owned(),
+            sub_tenant_id: scope.sub_tenant_id().to_owned(),
+            event_id,
+            destination_id: destination_id.to_owned(),
+            destination_type,
+            attempt_count: 0,
+            retry_index: 0,
+            event_type: TEST_EVENT_TYPE.to_owned(),
+            payload: payload.to_owned(),
+            occurred_at: now,
+        }))
+    }
+
+    pub async fn list_deliveries(&self, scope: &Scope, filter: &DeliveryFilter) -> sqlx::Result<Vec<DeliveryRow>> {
+        let mut query = QueryBuilder::<Db>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.tenant_id = "
+        ));
+        query.push_bind(scope.tenant_id().to_owned());
+        query.push(" AND d.sub_tenant_id = ").push_bind(scope.sub_tenant_id().to_owned());
+        if let Some(status) = &filter.status {
+            query.push(" AND d.status = ").push_bind(status.clone());
+        }
+        if let Some(destination_id) = &filter.destination_id {
+            query.push(" AND d.destination_id = ").push_bind(destination_id.clone());
+        }
+        if let Some(event_type) = &filter.event_type {
+            query.push(" AND e.type = ").push_bind(event_type.clone());
+        }
+        if let Some(since) = filter.since {
+            query.push(" AND d.created_at >= ").push_bind(since);
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND d.created_at < ").push_bind(until);
+        }
+        if let Some(before) = &filter.before_id {
+            query.push(" AND d.id < ").push_bind(before.clone());
+        }
+        query.push(" ORDER BY d.id DESC LIMIT ").push_bind(filter.limit);
+        query.build_query_as().fetch_all(&self.read).await
+    }
+
+    pub async fn get_delivery(&self, scope: &Scope, id: &str) -> sqlx::Result<Option<(DeliveryRow, Vec<AttemptRow>)>> {
+        let row: Option<DeliveryRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.tenant_id = $1 AND d.sub_tenant_id = $2 AND d.id = $3"
+        ))
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let attempts = sqlx::query_as(
+            "SELECT n, started_at, duration_ms, outcome, status_code, error, response_excerpt
+             FROM attempts WHERE delivery_id = $1 ORDER BY n",
+        )
+        .bind(&row.id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some((row, attempts)))
+    }
+
+    /// Queues one finished delivery again. `None` when it does not exist in this scope,
+    /// `Some(false)` when it is still pending or in flight.
+    pub async fn replay_delivery(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str) -> sqlx::Result<Option<bool>> {
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM deliveries WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3",
+        )
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match status.as_deref() {
+            None => Ok(None),
+            Some("pending" | "delivering") => Ok(Some(false)),
+            Some(_) => {
+                let now = clock::now_ms();
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $1, updated_at = $1
+                     WHERE tenant_id = $2 AND sub_tenant_id = $3 AND id = $4",
+                )
+                .bind(now)
+                .bind(scope.tenant_id())
+                .bind(scope.sub_tenant_id())
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(Some(true))
+            }
+        }
+    }
+
+    /// Queues again every delivery of the window in the given status; returns how many.
+    pub async fn replay_window(&self, tx: &mut Tx<'_>, scope: &Scope, filter: &ReplayFilter) -> sqlx::Result<u64> {
+        let now = clock::now_ms();
+        let mut query = QueryBuilder::<Db>::new("UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = ");
+        query.push_bind(now).push(", updated_at = ").push_bind(now);
+        query.push(" WHERE tenant_id = ").push_bind(scope.tenant_id().to_owned());
+        query.push(" AND sub_tenant_id = ").push_bind(scope.sub_tenant_id().to_owned());
+        query.push(" AND status = ").push_bind(filter.status.clone());
+        query.push(" AND created_at >= ").push_bind(filter.since);
+        query.push(" AND created_at < ").push_bind(filter.until);
+        query.push(" AND destination_id IN (SELECT id FROM destinations WHERE deleted_at IS NULL AND tenant_id = ")
+            .push_bind(scope.tenant_id().to_owned())
+            .push(" AND sub_tenant_id = ")
+            .push_bind(scope.sub_tenant_id().to_owned());
+        if let Some(destination_id) = &filter.destination_id {
+            query.push(" AND id = ").push_bind(destination_id.clone());
+        }
+        query.push(")");
+        Ok(query.build().execute(&mut **tx).await?.rows_affected())
+    }
+
+    pub async fn insert_replay(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str, request: &str, deliveries: i64) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO replays (id, tenant_id, sub_tenant_id, request, deliveries, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(request)
+        .bind(deliveries)
+        .bind(clock::now_ms())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn complete_one(tx: &mut Tx<'_>, c: &Completion) -> sqlx::Result<()> {
+    let a = &c.attempt;
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, outcome, status_code, error, response_excerpt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, n) DO NOTHING",
+    )
+    .bind(&c.delivery_id)
+    .bind(a.n)
+    .bind(a.started_at)
+    .bind(a.duration_ms)
+    .bind(&a.outcome)
+    .bind(a.status_code)
+    .bind(&a.error)
+    .bind(&a.response_excerpt)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = $1, attempt_count = $2, retry_index = $3, next_attempt_at = $4,
+                lease_owner = NULL, lease_until = NULL, updated_at = $5
+         WHERE id = $6 AND lease_owner = $7 AND status = 'delivering'",
+    )
+    .bind(c.status)
+    .bind(a.n)
+    .bind(c.retry_index)
+    .bind(c.next_attempt_at)
+    .bind(clock::now_ms())
+    .bind(&c.delivery_id)
+    .bind(&c.lease_owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+use super::{Store, Tx};
+use crate::clock;
+use crate::scope::Scope;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DestinationRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub sub_tenant_id: String,
+    #[sqlx(rename = "type")]
+    pub type_id: String,
+    pub name: String,
+    pub config: String,
+    pub credential_id: Option<String>,
+    pub event_types: String,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub struct NewDestination<'a> {
+    pub id: &'a str,
+    pub type_id: &'a str,
+    pub name: &'a str,
+    pub config: &'a str,
+    pub credential_id: Option<&'a str>,
+    pub event_types: &'a str,
+    pub enabled: bool,
+}
+
+/// The full new state of a destination after a PATCH has been merged and validated.
+pub struct DestinationPatch<'a> {
+    pub name: &'a str,
+    pub config: &'a str,
+    pub credential_id: Option<&'a str>,
+    pub event_types: &'a str,
+    pub enabled: bool,
+}
+
+/// What fan-out needs to know about a destination.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FanoutTarget {
+    pub id: String,
+    pub event_types: String,
+}
+
+const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, created_at, updated_at";
+
+impl Store {
+    pub async fn insert_destination(&self, tx: &mut Tx<'_>, scope: &Scope, new: &NewDestination<'_>) -> sqlx::Result<()> {
+        let now = clock::now_ms();
+        sqlx::query(
+            "INSERT INTO destinations
+               (id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        )
+        .bind(new.id)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(new.type_id)
+        .bind(new.name)
+        .bind(new.config)
+        .bind(new.credential_id)
+        .bind(new.event_types)
+        .bind(new.enabled)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_destinations(&self, scope: &Scope) -> sqlx::Result<Vec<DestinationRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM destinations
+             WHERE tenant_id = $1 AND sub_tenant_id = $2 AND deleted_at IS NULL ORDER BY id DESC"
+        ))
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .fetch_all(&self.read)
+        .await
+    }
+
+    pub async fn get_destination(&self, scope: &Scope, id: &str) -> sqlx::Result<Option<DestinationRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM destinations
+             WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3 AND deleted_at IS NULL"
+        ))
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+    }
+
+    /// Destinations by id for the engine; a deleted one comes back too, so its work can be closed.
+    pub async fn destinations_for_delivery(&self, scope: &Scope, ids: &[String]) -> sqlx::Result<Vec<(DestinationRow, bool)>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Option<DestinationWithDeleted> = sqlx::query_as(&format!(
+                "SELECT {COLUMNS}, deleted_at FROM destinations WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3"
+            ))
+            .bind(scope.tenant_id())
+            .bind(scope.sub_tenant_id())
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+            if let Some(row) = row {
+                rows.push((row.destination, row.deleted_at.is_some()));
+            }
+        }
+        Ok(rows)
+    }
+
+    pub async fn update_destination(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str, patch: &DestinationPatch<'_>) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE destinations SET name = $1, config = $2, credential_id = $3, event_types = $4, enabled = $5, updated_at = $6
+             WHERE tenant_id = $7 AND sub_tenant_id = $8 AND id = $9 AND deleted_at IS NULL",
+        )
+        .bind(patch.name)
+        .bind(patch.config)
+        .bind(patch.credential_id)
+        .bind(patch.event_types)
+        .bind(patch.enabled)
+        .bind(clock::now_ms())
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Soft delete: the delivery log keeps naming the destination. Pending work is closed as failed.
+    pub async fn delete_destination(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str) -> sqlx::Result<bool> {
+        let now = clock::now_ms();
+        let done = sqlx::query(
+            "UPDATE destinations SET deleted_at = $1, enabled = $2
+             WHERE tenant_id = $3 AND sub_tenant_id = $4 AND id = $5 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(false)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = $1
+             WHERE tenant_id = $2 AND sub_tenant_id = $3 AND destination_id = $4 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn fanout_targets(&self, tx: &mut Tx<'_>, scope: &Scope) -> sqlx::Result<Vec<FanoutTarget>> {
+        sqlx::query_as(
+            "SELECT id, event_types FROM destinations
+             WHERE tenant_id = $1 AND sub_tenant_id = $2 AND enabled = $3 AND deleted_at IS NULL",
+        )
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(true)
+        .fetch_all(&mut **tx)
+        .await
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DestinationWithDeleted {
+    #[sqlx(flatten)]
+    destination: DestinationRow,
+    deleted_at: Option<i64>,
+}

@@ -1,0 +1,111 @@
+use super::Store;
+use crate::clock;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+/// Why a session token's `sid` does not authorize a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionCheck {
+    Valid { tenant_id: String },
+    Revoked,
+    Unknown,
+}
+
+impl Store {
+    pub async fn signing_keys(&self) -> sqlx::Result<Vec<SigningKeyRow>> {
+        sqlx::query_as("SELECT * FROM signing_keys ORDER BY created_at DESC")
+            .fetch_all(&self.read)
+            .await
+    }
+
+    pub async fn insert_signing_key(&self, row: &SigningKeyRow) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&row.kid)
+        .bind(&row.private_key)
+        .bind(&row.public_key)
+        .bind(row.created_at)
+        .execute(&self.read)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_session(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        sub_tenant_id: &str,
+        expires_at: i64,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant_id, sub_tenant_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(sub_tenant_id)
+        .bind(clock::now_ms())
+        .bind(expires_at)
+        .execute(&self.read)
+        .await?;
+        Ok(())
+    }
+
+    /// Read from the write connection: a revocation must be seen by the very next request.
+    pub async fn check_session(&self, sid: &str, sub_tenant_id: &str) -> sqlx::Result<SessionCheck> {
+        let row: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT s.tenant_id, s.revoked_at, t.deleted_at FROM sessions s
+             JOIN sub_tenants t ON t.id = s.sub_tenant_id
+             WHERE s.id = $1 AND s.sub_tenant_id = $2",
+        )
+        .bind(sid)
+        .bind(sub_tenant_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            None => SessionCheck::Unknown,
+            Some((_, Some(_), _)) | Some((_, _, Some(_))) => SessionCheck::Revoked,
+            Some((tenant_id, None, None)) => SessionCheck::Valid { tenant_id },
+        })
+    }
+
+    pub async fn revoke_session(&self, tenant_id: &str, session_id: &str) -> sqlx::Result<Option<String>> {
+        let sub: Option<String> =
+            sqlx::query_scalar("SELECT sub_tenant_id FROM sessions WHERE id = $1 AND tenant_id = $2")
+                .bind(session_id)
+                .bind(tenant_id)
+                .fetch_optional(&self.read)
+                .await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(clock::now_ms())
+        .bind(session_id)
+        .bind(tenant_id)
+        .execute(&self.read)
+        .await?;
+        Ok(sub)
+    }
+
+    pub async fn revoke_sub_tenant_sessions(&self, tenant_id: &str, sub_tenant_id: &str) -> sqlx::Result<u64> {
+        let now = clock::now_ms();
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1
+             WHERE tenant_id = $2 AND sub_tenant_id = $3 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(sub_tenant_id)
+        .execute(&self.read)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

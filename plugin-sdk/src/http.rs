@@ -1,0 +1,262 @@
+//! A small blocking HTTP client over `wasi:http`.
+//!
+//! The host sends the request: it resolves the name, applies the egress policy, pools
+//! connections and bounds every timeout. Plugins never see a socket.
+
+use std::time::Duration;
+
+use crate::bindings::wasi::http::outgoing_handler;
+use crate::bindings::wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use crate::bindings::wasi::io::streams::StreamError;
+use crate::{Delivered, Failure};
+
+/// Responses larger than this are cut; plugins only need status, headers and an excerpt.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+const EXCERPT_CHARS: usize = 512;
+const WRITE_CHUNK: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    url: url::Url,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone)]
+pub struct Error {
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        if error.retryable {
+            Failure::retryable(error.message)
+        } else {
+            Failure::permanent(error.message)
+        }
+    }
+}
+
+impl Request {
+    pub fn new(method: Method, url: &str) -> Result<Self, Error> {
+        let url = url::Url::parse(url).map_err(|e| Error::permanent(format!("invalid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::permanent(format!("unsupported URL scheme {:?}", url.scheme())));
+        }
+        Ok(Self {
+            method,
+            url,
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    pub fn post(url: &str) -> Result<Self, Error> {
+        Self::new(Method::Post, url)
+    }
+
+    pub fn put(url: &str) -> Result<Self, Error> {
+        Self::new(Method::Put, url)
+    }
+
+    pub fn get(url: &str) -> Result<Self, Error> {
+        Self::new(Method::Get, url)
+    }
+
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn json_body(self, body: impl Into<Vec<u8>>) -> Self {
+        self.header("content-type", "application/json").body(body)
+    }
+
+    /// Bounds connect, first byte and the gaps between body chunks (default 30 s each).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn send(self) -> Result<Response, Error> {
+        let headers = Fields::new();
+        for (name, value) in &self.headers {
+            headers
+                .append(name, value)
+                .map_err(|e| Error::permanent(format!("header {name:?} refused: {e:?}")))?;
+        }
+        let request = OutgoingRequest::new(headers);
+        let scheme = if self.url.scheme() == "https" { Scheme::Https } else { Scheme::Http };
+        let authority = match (self.url.host_str(), self.url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err(Error::permanent("URL has no host")),
+        };
+        let path = match self.url.query() {
+            Some(query) => format!("{}?{query}", self.url.path()),
+            None => self.url.path().to_owned(),
+        };
+        let refused = |what: &str| Error::permanent(format!("request {what} refused by the host"));
+        request.set_method(&self.method).map_err(|()| refused("method"))?;
+        request.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
+        request.set_authority(Some(&authority)).map_err(|()| refused("authority"))?;
+        request.set_path_with_query(Some(&path)).map_err(|()| refused("path"))?;
+
+        let options = RequestOptions::new();
+        let nanos = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
+        // The host clamps these to its own bounds; a refusal just keeps the host's defaults.
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+
+        let body = request.body().map_err(|()| refused("body"))?;
+        let pending = outgoing_handler::handle(request, Some(options)).map_err(Error::from_code)?;
+        {
+            let stream = body.write().map_err(|()| refused("body stream"))?;
+            for chunk in self.body.chunks(WRITE_CHUNK) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| Error::retryable(format!("sending the body failed: {e:?}")))?;
+            }
+        }
+        OutgoingBody::finish(body, None).map_err(Error::from_code)?;
+
+        pending.subscribe().block();
+        let response = match pending.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(code))) => return Err(Error::from_code(code)),
+            Some(Err(())) | None => return Err(Error::retryable("the response was lost")),
+        };
+        let status = response.status();
+        let headers = response.headers().entries();
+        let incoming = response.consume().map_err(|()| Error::retryable("no response body"))?;
+        let body = read_body(&incoming)?;
+        IncomingBody::finish(incoming);
+        Ok(Response { status, headers, body })
+    }
+}
+
+fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {
+    let stream = incoming.stream().map_err(|()| Error::retryable("no response body"))?;
+    let mut body = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if room == 0 {
+                    break;
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(Error::retryable(format!(
+                    "reading the response failed: {}",
+                    e.to_debug_string()
+                )))
+            }
+        }
+    }
+    Ok(body)
+}
+
+impl Error {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self { retryable: true, message: message.into() }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { retryable: false, message: message.into() }
+    }
+
+    fn from_code(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied => {
+                Self::permanent("egress policy refused the destination address")
+            }
+            ErrorCode::DnsError(e) => Self::retryable(format!(
+                "name resolution failed{}",
+                e.rcode.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+            ErrorCode::ConnectionRefused => Self::retryable("connection refused"),
+            ErrorCode::ConnectionTimeout => Self::retryable("connect timed out"),
+            ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+                Self::retryable("timed out waiting for the response")
+            }
+            ErrorCode::TlsCertificateError => Self::permanent("TLS certificate rejected"),
+            ErrorCode::HttpRequestUriInvalid => Self::permanent("invalid request URI"),
+            ErrorCode::InternalError(Some(message)) => Self::retryable(message),
+            other => Self::retryable(format!("request failed: {other:?}")),
+        }
+    }
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The start of the body as text, for the delivery log.
+    pub fn excerpt(&self) -> Option<String> {
+        if self.body.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&self.body);
+        Some(text.chars().take(EXCERPT_CHARS).collect())
+    }
+
+    /// `Retry-After` in milliseconds, when given in seconds (the HTTP-date form is rare on APIs).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        let seconds: u64 = self.header("retry-after")?.trim().parse().ok()?;
+        Some(seconds.saturating_mul(1000))
+    }
+
+    /// The usual HTTP classification: 2xx delivered; 408, 429 and 5xx retryable (honouring
+    /// `Retry-After`); every other status permanent.
+    pub fn into_result(self) -> Result<Delivered, Failure> {
+        let excerpt = self.excerpt();
+        if self.is_success() {
+            return Ok(Delivered { status_code: Some(self.status), response_excerpt: excerpt });
+        }
+        let message = format!("HTTP {}", self.status);
+        let failure = if matches!(self.status, 408 | 429) || self.status >= 500 {
+            Failure::retryable(message).with_retry_after_ms(self.retry_after_ms())
+        } else {
+            Failure::permanent(message)
+        };
+        Err(failure.with_status(self.status).with_excerpt(excerpt))
+    }
+}
