@@ -79,7 +79,8 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         instances: (args.concurrency as u32).saturating_add(64),
     };
     let mut plugins = PluginHost::new(EgressPolicy::new(args.allow_egress.clone()), NetLimits::default(), limits)?;
-    plugins.load_dir(&args.plugins_dir, &store_args.data_dir.join("plugin-cache")).await?;
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| store_args.data_dir.join("plugin-cache"));
+    plugins.load_dir(&args.plugins_dir, &cache_dir).await?;
     let plugins = Arc::new(plugins);
 
     let engine = Engine::new(

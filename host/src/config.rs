@@ -26,6 +26,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHRAIL_PLUGINS_DIR", default_value = "plugins/dist")]
     pub plugins_dir: PathBuf,
 
+    /// Where compiled plugins are cached (default: `plugin-cache` in the data dir).
+    #[arg(long, env = "PUSHRAIL_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Delays before each attempt; after the last, a delivery is `failed`.
     #[arg(
         long,

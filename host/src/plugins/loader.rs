@@ -34,7 +34,8 @@ pub fn compile_cached(engine: &Engine, path: &Path, cache_dir: &Path) -> anyhow:
     let artifact = engine
         .precompile_component(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid WebAssembly component: {e:#}", path.display()))?;
-    let temp = cached.with_extension("tmp");
+    // Several hosts may share a cache dir: write privately, then rename into place atomically.
+    let temp = cached.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::write(&temp, &artifact)?;
     std::fs::rename(&temp, &cached)?;
     // SAFETY: as above; the bytes were produced just now by the same engine.

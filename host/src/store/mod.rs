@@ -65,7 +65,7 @@ impl Store {
             .context("running SQLite migrations")?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .connect_with(options)
             .await?;
         Ok(Self { read, write })
     }

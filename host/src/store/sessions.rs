@@ -33,7 +33,7 @@ impl Store {
         .bind(&row.private_key)
         .bind(&row.public_key)
         .bind(row.created_at)
-        .execute(&self.read)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -54,7 +54,7 @@ impl Store {
         .bind(sub_tenant_id)
         .bind(clock::now_ms())
         .bind(expires_at)
-        .execute(&self.read)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -90,7 +90,7 @@ impl Store {
         .bind(clock::now_ms())
         .bind(session_id)
         .bind(tenant_id)
-        .execute(&self.read)
+        .execute(&self.write)
         .await?;
         Ok(sub)
     }
@@ -104,7 +104,7 @@ impl Store {
         .bind(now)
         .bind(tenant_id)
         .bind(sub_tenant_id)
-        .execute(&self.read)
+        .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
     }

@@ -47,7 +47,7 @@ impl Store {
         .bind(tenant_id)
         .bind(external_id)
         .bind(clock::now_ms())
-        .execute(&self.read)
+        .execute(&self.write)
         .await?;
         sqlx::query_scalar("SELECT id FROM sub_tenants WHERE tenant_id = $1 AND external_id = $2")
             .bind(tenant_id)

@@ -1,0 +1,55 @@
+# Shared set-up for scripts/run and scripts/test. Every step is idempotent and quick when its
+# result is already there.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Builds are reused across clones and CI runs: wasmtime alone takes many minutes from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pushrail-target}"
+VENV="${PUSHRAIL_VENV:-/var/tmp/pushrail-venv}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_wasm_target() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    log "installing the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+  fi
+}
+
+# Builds every plugin crate to a component and copies it to plugins/dist/.
+build_plugins() {
+  ensure_wasm_target
+  log "building plugins"
+  local packages=()
+  for manifest in "$ROOT"/plugins/*/Cargo.toml; do
+    packages+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)")
+  done
+  (cd "$ROOT" && cargo build --quiet --profile plugin --target wasm32-wasip2 "${packages[@]}")
+  mkdir -p "$ROOT/plugins/dist"
+  for manifest in "$ROOT"/plugins/*/Cargo.toml; do
+    local name
+    name="$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)"
+    local file="${name//-/_}.wasm"
+    local type="${name#pushrail-plugin-}"
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/$file" "$ROOT/plugins/dist/$type.wasm"
+  done
+}
+
+build_host() {
+  log "building the host"
+  (cd "$ROOT" && cargo build --quiet -p pushrail)
+  PUSHRAIL_BIN="$CARGO_TARGET_DIR/debug/pushrail"
+}
+
+ensure_python() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating the Python venv for test peers at $VENV"
+    python3 -m venv "$VENV"
+  fi
+  if ! "$VENV/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+    log "installing Python test dependencies"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
+  fi
+  export PUSHRAIL_TEST_PYTHON="$VENV/bin/python"
+}
