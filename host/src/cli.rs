@@ -14,7 +14,11 @@ use crate::store::Store;
 use crate::vault::Vault;
 
 #[derive(Debug, Parser)]
-#[command(name = "pushrail", version, about = "Event delivery to your customers' destinations")]
+#[command(
+    name = "pushrail",
+    version,
+    about = "Event delivery to your customers' destinations"
+)]
 pub struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -49,7 +53,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&cli.store).await?;
             let api_key = generate_api_key();
             let tenant_id = store.create_tenant(&name, &hash_api_key(&api_key)).await?;
-            println!("{}", serde_json::json!({ "tenant_id": tenant_id, "api_key": api_key }));
+            println!(
+                "{}",
+                serde_json::json!({ "tenant_id": tenant_id, "api_key": api_key })
+            );
             Ok(())
         }
     }
@@ -58,7 +65,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PUSHRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
@@ -70,7 +80,10 @@ async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
 
 async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(store_args).await?;
-    let vault = Arc::new(Vault::from_env(&store_args.data_dir, store_args.database_url.is_none())?);
+    let vault = Arc::new(Vault::from_env(
+        &store_args.data_dir,
+        store_args.database_url.is_none(),
+    )?);
     let sessions = SessionSigner::load(store.clone(), vault.clone()).await?;
 
     let limits = SandboxLimits {
@@ -78,8 +91,15 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         timeout: args.plugin_timeout,
         instances: (args.concurrency as u32).saturating_add(64),
     };
-    let mut plugins = PluginHost::new(EgressPolicy::new(args.allow_egress.clone()), NetLimits::default(), limits)?;
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| store_args.data_dir.join("plugin-cache"));
+    let mut plugins = PluginHost::new(
+        EgressPolicy::new(args.allow_egress.clone()),
+        NetLimits::default(),
+        limits,
+    )?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| store_args.data_dir.join("plugin-cache"));
     plugins.load_dir(&args.plugins_dir, &cache_dir).await?;
     let plugins = Arc::new(plugins);
 

@@ -9,7 +9,12 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory of the embedded SQLite database and the generated master key file.
-    #[arg(long, env = "PUSHRAIL_DATA_DIR", default_value = "pushrail-data", global = true)]
+    #[arg(
+        long,
+        env = "PUSHRAIL_DATA_DIR",
+        default_value = "pushrail-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// PostgreSQL URL; when set, used instead of the embedded SQLite database.

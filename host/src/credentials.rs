@@ -8,7 +8,11 @@ use crate::scope::Scope;
 
 /// The vault context of a credential: binds its ciphertext to this tenant, sub-tenant and row.
 pub fn context(scope: &Scope, credential_id: &str) -> String {
-    format!("credential:{}:{}:{credential_id}", scope.tenant_id(), scope.sub_tenant_id())
+    format!(
+        "credential:{}:{}:{credential_id}",
+        scope.tenant_id(),
+        scope.sub_tenant_id()
+    )
 }
 
 fn string(title: &str) -> Value {

@@ -23,12 +23,22 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Vec::new(), retry_after_secs: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after_secs: None,
+        }
     }
 
     /// Unknown ids and other sub-tenants' ids look the same: no existence oracle.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
@@ -46,12 +56,19 @@ impl ApiError {
     pub fn validation(message: impl Into<String>, details: Vec<FieldDetail>) -> Self {
         Self {
             details,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                message,
+            )
         }
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let detail = FieldDetail { field: field.into(), message: message.into() };
+        let detail = FieldDetail {
+            field: field.into(),
+            message: message.into(),
+        };
         let message = format!("{}: {}", detail.field, detail.message);
         Self::validation(message, vec![detail])
     }
@@ -59,14 +76,22 @@ impl ApiError {
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Self {
             retry_after_secs: Some(retry_after_secs),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests")
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests",
+            )
         }
     }
 
     /// Logs the cause and answers without it: internal errors may quote SQL or paths.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     pub fn status(&self) -> StatusCode {
@@ -106,11 +131,17 @@ struct Inner<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
-            error: Inner { code: self.code, message: &self.message, details: &self.details },
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -13,7 +13,10 @@ pub struct Scope {
 
 impl Scope {
     pub(crate) fn authenticated(tenant_id: String, sub_tenant_id: String) -> Self {
-        Self { tenant_id, sub_tenant_id }
+        Self {
+            tenant_id,
+            sub_tenant_id,
+        }
     }
 
     pub fn tenant_id(&self) -> &str {

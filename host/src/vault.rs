@@ -33,9 +33,15 @@ impl MasterKey {
         if bytes.len() != 32 {
             bail!("a master key is 32 bytes, got {}", bytes.len());
         }
-        let digest = Sha256::new().chain_update(b"pushrail master key id\0").chain_update(bytes).finalize();
+        let digest = Sha256::new()
+            .chain_update(b"pushrail master key id\0")
+            .chain_update(bytes)
+            .finalize();
         let kid = format!("mk_{}", hex(&digest[..8]));
-        let derived = Sha256::new().chain_update(b"pushrail fingerprint key\0").chain_update(bytes).finalize();
+        let derived = Sha256::new()
+            .chain_update(b"pushrail fingerprint key\0")
+            .chain_update(bytes)
+            .finalize();
         Ok(Self {
             kid,
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)),
@@ -44,7 +50,11 @@ impl MasterKey {
     }
 
     pub fn from_base64(text: &str) -> anyhow::Result<Self> {
-        let bytes = Zeroizing::new(STANDARD.decode(text.trim()).context("master key is not base64")?);
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .context("master key is not base64")?,
+        );
         Self::from_bytes(&bytes)
     }
 
@@ -83,7 +93,9 @@ pub struct Vault {
 
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Vault").field("current", &self.current.kid).finish_non_exhaustive()
+        f.debug_struct("Vault")
+            .field("current", &self.current.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +136,8 @@ impl Vault {
     /// master key nobody can test a guess against one.
     pub fn fingerprint(&self, secret: &[u8]) -> String {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.current.fingerprint_key.as_ref()).expect("any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.current.fingerprint_key.as_ref())
+            .expect("any key length");
         mac.update(secret);
         format!("fp_{}", hex(&mac.finalize().into_bytes()[..6]))
     }
@@ -181,7 +194,13 @@ fn data_aad(context: &str) -> Vec<u8> {
 fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let sealed = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encryption of an in-memory buffer does not fail");
     let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
     out.extend_from_slice(&nonce);
@@ -189,7 +208,11 @@ fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+fn open_with(
+    cipher: &Aes256Gcm,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     if sealed.len() < NONCE_LEN {
         return Err(VaultError::Mismatch);
     }
@@ -203,7 +226,8 @@ fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<
 fn load_or_create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let text = Zeroizing::new(text);
-        return MasterKey::from_base64(&text).with_context(|| format!("reading {}", path.display()));
+        return MasterKey::from_base64(&text)
+            .with_context(|| format!("reading {}", path.display()));
     }
     let mut bytes = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(bytes.as_mut());
@@ -273,8 +297,17 @@ mod tests {
     fn round_trips_in_its_context_only() {
         let vault = vault();
         let sealed = vault.seal("credential:t1:s1:c1", b"hunter2");
-        assert_eq!(vault.open("credential:t1:s1:c1", &sealed).unwrap().as_slice(), b"hunter2");
-        assert!(matches!(vault.open("credential:t1:s2:c1", &sealed), Err(VaultError::Mismatch)));
+        assert_eq!(
+            vault
+                .open("credential:t1:s1:c1", &sealed)
+                .unwrap()
+                .as_slice(),
+            b"hunter2"
+        );
+        assert!(matches!(
+            vault.open("credential:t1:s2:c1", &sealed),
+            Err(VaultError::Mismatch)
+        ));
         assert!(!sealed.ciphertext.windows(7).any(|w| w == b"hunter2"));
     }
 
@@ -299,7 +332,10 @@ mod tests {
         assert_eq!(rewrapped.master_kid, rotating.current_kid());
         let after = Vault::new(MasterKey::from_bytes(&[2u8; 32]).unwrap(), Vec::new());
         assert_eq!(after.open("c", &rewrapped).unwrap().as_slice(), b"secret");
-        assert!(matches!(after.open("c", &sealed), Err(VaultError::UnknownMasterKey(_))));
+        assert!(matches!(
+            after.open("c", &sealed),
+            Err(VaultError::UnknownMasterKey(_))
+        ));
     }
 
     #[test]

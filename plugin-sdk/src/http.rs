@@ -59,9 +59,13 @@ impl From<Error> for Failure {
 
 impl Request {
     pub fn new(method: Method, url: &str) -> Result<Self, Error> {
-        let url = url::Url::parse(url).map_err(|e| Error::permanent(format!("invalid URL: {e}")))?;
+        let url =
+            url::Url::parse(url).map_err(|e| Error::permanent(format!("invalid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::permanent(format!("unsupported URL scheme {:?}", url.scheme())));
+            return Err(Error::permanent(format!(
+                "unsupported URL scheme {:?}",
+                url.scheme()
+            )));
         }
         Ok(Self {
             method,
@@ -85,7 +89,8 @@ impl Request {
     }
 
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
         self
     }
 
@@ -112,7 +117,11 @@ impl Request {
                 .map_err(|e| Error::permanent(format!("header {name:?} refused: {e:?}")))?;
         }
         let request = OutgoingRequest::new(headers);
-        let scheme = if self.url.scheme() == "https" { Scheme::Https } else { Scheme::Http };
+        let scheme = if self.url.scheme() == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         let authority = match (self.url.host_str(), self.url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
@@ -123,10 +132,18 @@ impl Request {
             None => self.url.path().to_owned(),
         };
         let refused = |what: &str| Error::permanent(format!("request {what} refused by the host"));
-        request.set_method(&self.method).map_err(|()| refused("method"))?;
-        request.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
-        request.set_authority(Some(&authority)).map_err(|()| refused("authority"))?;
-        request.set_path_with_query(Some(&path)).map_err(|()| refused("path"))?;
+        request
+            .set_method(&self.method)
+            .map_err(|()| refused("method"))?;
+        request
+            .set_scheme(Some(&scheme))
+            .map_err(|()| refused("scheme"))?;
+        request
+            .set_authority(Some(&authority))
+            .map_err(|()| refused("authority"))?;
+        request
+            .set_path_with_query(Some(&path))
+            .map_err(|()| refused("path"))?;
 
         let options = RequestOptions::new();
         let nanos = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
@@ -155,15 +172,23 @@ impl Request {
         };
         let status = response.status();
         let headers = response.headers().entries();
-        let incoming = response.consume().map_err(|()| Error::retryable("no response body"))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| Error::retryable("no response body"))?;
         let body = read_body(&incoming)?;
         IncomingBody::finish(incoming);
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {
-    let stream = incoming.stream().map_err(|()| Error::retryable("no response body"))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| Error::retryable("no response body"))?;
     let mut body = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
@@ -188,11 +213,17 @@ fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {
 
 impl Error {
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { retryable: true, message: message.into() }
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { retryable: false, message: message.into() }
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
     }
 
     fn from_code(code: ErrorCode) -> Self {
@@ -249,7 +280,10 @@ impl Response {
     pub fn into_result(self) -> Result<Delivered, Failure> {
         let excerpt = self.excerpt();
         if self.is_success() {
-            return Ok(Delivered { status_code: Some(self.status), response_excerpt: excerpt });
+            return Ok(Delivered {
+                status_code: Some(self.status),
+                response_excerpt: excerpt,
+            });
         }
         let message = format!("HTTP {}", self.status);
         let failure = if matches!(self.status, 408 | 429) || self.status >= 500 {

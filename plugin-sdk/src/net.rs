@@ -16,7 +16,10 @@ pub struct TcpStream {
 
 impl TcpStream {
     pub fn connect(host: &str, port: u16, tls: bool) -> Result<Self, NetError> {
-        let options = ConnectOptions { tls, timeout_ms: None };
+        let options = ConnectOptions {
+            tls,
+            timeout_ms: None,
+        };
         let (input, output) = net::connect(host, port, options)?;
         Ok(Self { input, output })
     }
@@ -30,9 +33,7 @@ impl io::Read for TcpStream {
                 Ok(chunk.len())
             }
             Err(StreamError::Closed) => Ok(0),
-            Err(StreamError::LastOperationFailed(e)) => {
-                Err(io::Error::other(e.to_debug_string()))
-            }
+            Err(StreamError::LastOperationFailed(e)) => Err(io::Error::other(e.to_debug_string())),
         }
     }
 }
@@ -40,7 +41,9 @@ impl io::Read for TcpStream {
 impl io::Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = buf.len().min(4096);
-        self.output.blocking_write_and_flush(&buf[..n]).map_err(stream_error)?;
+        self.output
+            .blocking_write_and_flush(&buf[..n])
+            .map_err(stream_error)?;
         Ok(n)
     }
 

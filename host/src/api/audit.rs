@@ -23,15 +23,25 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit: must be between 1 and 500"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 500",
+        ));
     }
-    let rows = state.store.list_audit(&principal.scope, query.cursor.as_deref(), limit + 1).await?;
+    let rows = state
+        .store
+        .list_audit(&principal.scope, query.cursor.as_deref(), limit + 1)
+        .await?;
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
     let items: Vec<Value> = rows
         .iter()
         .map(|r| json!({ "at": to_rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target }))
         .collect();
-    let next_cursor = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    let next_cursor = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
     Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
 }

@@ -68,9 +68,14 @@ pub fn generate_webhook_secret() -> Value {
     json!({ "secret": format!("whsec_{}", STANDARD.encode(key.as_ref())) })
 }
 
-pub async fn list(State(state): State<AppState>, principal: EmbedPrincipal) -> ApiResult<Json<Items<views::Credential>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: EmbedPrincipal,
+) -> ApiResult<Json<Items<views::Credential>>> {
     let rows = state.store.list_credentials(&principal.scope).await?;
-    Ok(Json(Items { items: rows.into_iter().map(Into::into).collect() }))
+    Ok(Json(Items {
+        items: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
 pub async fn create(
@@ -87,7 +92,15 @@ pub async fn create(
         wipe(&mut generated);
     }
     let mut tx = state.store.begin().await?;
-    let row = insert(&state, &mut tx, &principal, &body.name, &body.kind, &body.secret.0).await?;
+    let row = insert(
+        &state,
+        &mut tx,
+        &principal,
+        &body.name,
+        &body.kind,
+        &body.secret.0,
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -105,11 +118,33 @@ pub async fn insert(
     let scope = &principal.scope;
     let id = ids::new(ids::CREDENTIAL);
     let plain = SecretString::new(secret.to_string());
-    let sealed = state.vault.seal(&credentials::context(scope, &id), plain.expose().as_bytes());
-    let fingerprint = credentials::fingerprint(kind, secret, &state.vault.fingerprint(plain.expose().as_bytes()));
-    let new = NewCredential { id: &id, name, kind, fingerprint: &fingerprint, sealed: &sealed };
+    let sealed = state
+        .vault
+        .seal(&credentials::context(scope, &id), plain.expose().as_bytes());
+    let fingerprint = credentials::fingerprint(
+        kind,
+        secret,
+        &state.vault.fingerprint(plain.expose().as_bytes()),
+    );
+    let new = NewCredential {
+        id: &id,
+        name,
+        kind,
+        fingerprint: &fingerprint,
+        sealed: &sealed,
+    };
     let row = state.store.insert_credential(tx, scope, &new).await?;
-    state.store.audit(tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "credential.create", &id).await?;
+    state
+        .store
+        .audit(
+            tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "credential.create",
+            &id,
+        )
+        .await?;
     Ok(row)
 }
 
@@ -120,7 +155,11 @@ pub async fn rotate(
     ApiJson(mut body): ApiJson<RotateCredential>,
 ) -> ApiResult<Json<views::Credential>> {
     let scope = &principal.scope;
-    let current = state.store.get_credential(scope, &id).await?.ok_or_else(|| ApiError::not_found("credential"))?;
+    let current = state
+        .store
+        .get_credential(scope, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
     if current.kind == "webhook_secret" && body.secret.0.get("secret").is_none() {
         let mut generated = generate_webhook_secret();
         std::mem::swap(&mut body.secret.0, &mut generated);
@@ -128,15 +167,39 @@ pub async fn rotate(
     }
     check_secret(&current.kind, &body.secret.0)?;
     let plain = SecretString::new(body.secret.0.to_string());
-    let sealed = state.vault.seal(&credentials::context(scope, &id), plain.expose().as_bytes());
-    let fingerprint = credentials::fingerprint(&current.kind, &body.secret.0, &state.vault.fingerprint(plain.expose().as_bytes()));
+    let sealed = state
+        .vault
+        .seal(&credentials::context(scope, &id), plain.expose().as_bytes());
+    let fingerprint = credentials::fingerprint(
+        &current.kind,
+        &body.secret.0,
+        &state.vault.fingerprint(plain.expose().as_bytes()),
+    );
     let mut tx = state.store.begin().await?;
-    if !state.store.rotate_credential(&mut tx, scope, &id, &fingerprint, &sealed).await? {
+    if !state
+        .store
+        .rotate_credential(&mut tx, scope, &id, &fingerprint, &sealed)
+        .await?
+    {
         return Err(ApiError::not_found("credential"));
     }
-    state.store.audit(&mut tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "credential.rotate", &id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "credential.rotate",
+            &id,
+        )
+        .await?;
     tx.commit().await?;
-    let row = state.store.get_credential(scope, &id).await?.ok_or_else(|| ApiError::not_found("credential"))?;
+    let row = state
+        .store
+        .get_credential(scope, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
     Ok(Json(row.into()))
 }
 
@@ -151,10 +214,23 @@ pub async fn delete(
     }
     let mut tx = state.store.begin().await?;
     if state.store.credential_in_use(&mut tx, scope, &id).await? {
-        return Err(ApiError::conflict("credential_in_use", "a destination uses this credential; detach or delete it first"));
+        return Err(ApiError::conflict(
+            "credential_in_use",
+            "a destination uses this credential; detach or delete it first",
+        ));
     }
     state.store.delete_credential(&mut tx, scope, &id).await?;
-    state.store.audit(&mut tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "credential.delete", &id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "credential.delete",
+            &id,
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -164,7 +240,10 @@ pub async fn delete(
 fn check_secret(kind: &str, secret: &Value) -> ApiResult<()> {
     let schema = credentials::schema(kind).ok_or_else(|| {
         let known: Vec<_> = credentials::kinds().iter().map(|(k, _)| *k).collect();
-        ApiError::field("kind", format!("unknown credential kind; known kinds: {}", known.join(", ")))
+        ApiError::field(
+            "kind",
+            format!("unknown credential kind; known kinds: {}", known.join(", ")),
+        )
     })?;
     let validator = jsonschema::validator_for(schema).map_err(ApiError::internal)?;
     let details: Vec<FieldDetail> = validator

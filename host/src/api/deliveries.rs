@@ -40,7 +40,10 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 fn time(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
     value
-        .map(|text| clock::parse_rfc3339(text).ok_or_else(|| invalid(format!("{field}: must be an RFC 3339 timestamp"))))
+        .map(|text| {
+            clock::parse_rfc3339(text)
+                .ok_or_else(|| invalid(format!("{field}: must be an RFC 3339 timestamp")))
+        })
         .transpose()
 }
 
@@ -48,7 +51,10 @@ impl ListQuery {
     fn into_filter(self) -> ApiResult<DeliveryFilter> {
         if let Some(status) = &self.status {
             if !STATUSES.contains(&status.as_str()) {
-                return Err(invalid(format!("status: must be one of {}", STATUSES.join(", "))));
+                return Err(invalid(format!(
+                    "status: must be one of {}",
+                    STATUSES.join(", ")
+                )));
             }
         }
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
@@ -78,15 +84,26 @@ impl ListQuery {
     }
 }
 
-async fn page(state: &AppState, scope: &Scope, query: ListQuery) -> ApiResult<Json<Page<views::Delivery>>> {
+async fn page(
+    state: &AppState,
+    scope: &Scope,
+    query: ListQuery,
+) -> ApiResult<Json<Page<views::Delivery>>> {
     let mut filter = query.into_filter()?;
     let limit = filter.limit;
     filter.limit += 1;
     let mut rows = state.store.list_deliveries(scope, &filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(&r.id)) } else { None };
-    Ok(Json(Page { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
+    let next_cursor = if more {
+        rows.last().map(|r| URL_SAFE_NO_PAD.encode(&r.id))
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 pub async fn list(
@@ -110,7 +127,12 @@ pub async fn list_for_operator(
         .find_sub_tenant(&tenant.tenant_id, &external_id)
         .await?
         .ok_or_else(|| ApiError::not_found("sub-tenant"))?;
-    page(&state, &Scope::authenticated(tenant.tenant_id, sub_tenant_id), query).await
+    page(
+        &state,
+        &Scope::authenticated(tenant.tenant_id, sub_tenant_id),
+        query,
+    )
+    .await
 }
 
 pub async fn get(
@@ -152,30 +174,54 @@ pub async fn replay(
     let replay_id = ids::new(ids::REPLAY);
     let request = serde_json::to_string(&body).map_err(ApiError::internal)?;
     if let Some(destination_id) = &body.destination_id {
-        if state.store.get_destination(scope, destination_id).await?.is_none() {
+        if state
+            .store
+            .get_destination(scope, destination_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("destination"));
         }
     }
     let mut tx = state.store.begin().await?;
     let count = match &body.delivery_id {
         Some(delivery_id) => {
-            if body.since.is_some() || body.until.is_some() || body.destination_id.is_some() || body.status.is_some() {
-                return Err(ApiError::field("delivery_id", "give either delivery_id or a window (since, until), not both"));
+            if body.since.is_some()
+                || body.until.is_some()
+                || body.destination_id.is_some()
+                || body.status.is_some()
+            {
+                return Err(ApiError::field(
+                    "delivery_id",
+                    "give either delivery_id or a window (since, until), not both",
+                ));
             }
-            match state.store.replay_delivery(&mut tx, scope, delivery_id).await? {
+            match state
+                .store
+                .replay_delivery(&mut tx, scope, delivery_id)
+                .await?
+            {
                 None => return Err(ApiError::not_found("delivery")),
                 Some(false) => {
-                    return Err(ApiError::conflict("delivery_in_progress", "the delivery is still pending or being delivered"))
+                    return Err(ApiError::conflict(
+                        "delivery_in_progress",
+                        "the delivery is still pending or being delivered",
+                    ))
                 }
                 Some(true) => 1,
             }
         }
         None => {
             let (Some(since), Some(until)) = (&body.since, &body.until) else {
-                return Err(ApiError::field("since", "give delivery_id, or since and until"));
+                return Err(ApiError::field(
+                    "since",
+                    "give delivery_id, or since and until",
+                ));
             };
-            let since = clock::parse_rfc3339(since).ok_or_else(|| ApiError::field("since", "must be an RFC 3339 timestamp"))?;
-            let until = clock::parse_rfc3339(until).ok_or_else(|| ApiError::field("until", "must be an RFC 3339 timestamp"))?;
+            let since = clock::parse_rfc3339(since)
+                .ok_or_else(|| ApiError::field("since", "must be an RFC 3339 timestamp"))?;
+            let until = clock::parse_rfc3339(until)
+                .ok_or_else(|| ApiError::field("until", "must be an RFC 3339 timestamp"))?;
             if since >= until {
                 return Err(ApiError::field("until", "must be after since"));
             }
@@ -183,15 +229,36 @@ pub async fn replay(
             if !matches!(status.as_str(), "failed" | "succeeded") {
                 return Err(ApiError::field("status", "must be failed or succeeded"));
             }
-            let filter = ReplayFilter { since, until, destination_id: body.destination_id.clone(), status };
+            let filter = ReplayFilter {
+                since,
+                until,
+                destination_id: body.destination_id.clone(),
+                status,
+            };
             state.store.replay_window(&mut tx, scope, &filter).await?
         }
     };
-    state.store.insert_replay(&mut tx, scope, &replay_id, &request, count as i64).await?;
-    state.store.audit(&mut tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "replay.create", &replay_id).await?;
+    state
+        .store
+        .insert_replay(&mut tx, scope, &replay_id, &request, count as i64)
+        .await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "replay.create",
+            &replay_id,
+        )
+        .await?;
     tx.commit().await?;
     if count > 0 {
         state.engine.wake();
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "replay_id": replay_id, "deliveries": count }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "replay_id": replay_id, "deliveries": count })),
+    ))
 }

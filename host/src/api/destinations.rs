@@ -16,7 +16,7 @@ use crate::engine::fanout;
 use crate::error::{ApiError, ApiResult, FieldDetail};
 use crate::ids;
 use crate::plugins::Plugin;
-use crate::store::{DestinationPatch, NewDestination, DestinationRow};
+use crate::store::{DestinationPatch, DestinationRow, NewDestination};
 
 const MAX_EVENT_TYPE_PATTERNS: usize = 64;
 
@@ -56,9 +56,14 @@ pub struct TestRequest {
     payload: Option<Value>,
 }
 
-pub async fn list(State(state): State<AppState>, principal: EmbedPrincipal) -> ApiResult<Json<Items<views::Destination>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: EmbedPrincipal,
+) -> ApiResult<Json<Items<views::Destination>>> {
     let rows = state.store.list_destinations(&principal.scope).await?;
-    Ok(Json(Items { items: rows.into_iter().map(Into::into).collect() }))
+    Ok(Json(Items {
+        items: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
 pub async fn get(
@@ -84,12 +89,32 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<views::Destination>)> {
     let plugin = state.plugins.get(&body.type_id).ok_or_else(|| {
         let known: Vec<_> = state.plugins.plugins().map(|p| p.info.id.clone()).collect();
-        ApiError::field("type", format!("unknown destination type; known types: {}", known.join(", ")))
+        ApiError::field(
+            "type",
+            format!(
+                "unknown destination type; known types: {}",
+                known.join(", ")
+            ),
+        )
     })?;
     let event_types = body.event_types.unwrap_or_default();
     let generate_secret = body.credential_id.is_none()
-        && plugin.info.credential_kinds.iter().any(|k| k == "webhook_secret");
-    check(&state, &principal, &plugin, &body.name, &body.config, body.credential_id.as_deref(), &event_types, generate_secret).await?;
+        && plugin
+            .info
+            .credential_kinds
+            .iter()
+            .any(|k| k == "webhook_secret");
+    check(
+        &state,
+        &principal,
+        &plugin,
+        &body.name,
+        &body.config,
+        body.credential_id.as_deref(),
+        &event_types,
+        generate_secret,
+    )
+    .await?;
 
     let scope = &principal.scope;
     let id = ids::new(ids::DESTINATION);
@@ -100,7 +125,15 @@ pub async fn create(
         Some(id) => Some(id),
         None if generate_secret => {
             let name = format!("{} signing secret", body.name);
-            let credential = super::credentials::insert(&state, &mut tx, &principal, &name, "webhook_secret", &generate_webhook_secret()).await?;
+            let credential = super::credentials::insert(
+                &state,
+                &mut tx,
+                &principal,
+                &name,
+                "webhook_secret",
+                &generate_webhook_secret(),
+            )
+            .await?;
             Some(credential.id)
         }
         None => None,
@@ -115,9 +148,22 @@ pub async fn create(
         enabled: body.enabled.unwrap_or(true),
     };
     state.store.insert_destination(&mut tx, scope, &new).await?;
-    state.store.audit(&mut tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "destination.create", &id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "destination.create",
+            &id,
+        )
+        .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(find(&state, &principal, &id).await?.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(find(&state, &principal, &id).await?.into()),
+    ))
 }
 
 pub async fn update(
@@ -128,12 +174,17 @@ pub async fn update(
 ) -> ApiResult<Json<views::Destination>> {
     let current = find(&state, &principal, &id).await?;
     if body.type_id.as_ref().is_some_and(|t| *t != current.type_id) {
-        return Err(ApiError::field("type", "a destination's type cannot change; create a new destination"));
+        return Err(ApiError::field(
+            "type",
+            "a destination's type cannot change; create a new destination",
+        ));
     }
-    let plugin = state
-        .plugins
-        .get(&current.type_id)
-        .ok_or_else(|| ApiError::conflict("type_unavailable", "no plugin for this destination's type is loaded"))?;
+    let plugin = state.plugins.get(&current.type_id).ok_or_else(|| {
+        ApiError::conflict(
+            "type_unavailable",
+            "no plugin for this destination's type is loaded",
+        )
+    })?;
     let name = body.name.unwrap_or(current.name);
     let config = match body.config {
         Some(config) => config,
@@ -144,7 +195,17 @@ pub async fn update(
         Some(types) => types,
         None => serde_json::from_str(&current.event_types).map_err(ApiError::internal)?,
     };
-    check(&state, &principal, &plugin, &name, &config, credential_id.as_deref(), &event_types, false).await?;
+    check(
+        &state,
+        &principal,
+        &plugin,
+        &name,
+        &config,
+        credential_id.as_deref(),
+        &event_types,
+        false,
+    )
+    .await?;
 
     let scope = &principal.scope;
     let config = config.to_string();
@@ -157,10 +218,24 @@ pub async fn update(
         enabled: body.enabled.unwrap_or(current.enabled),
     };
     let mut tx = state.store.begin().await?;
-    if !state.store.update_destination(&mut tx, scope, &id, &patch).await? {
+    if !state
+        .store
+        .update_destination(&mut tx, scope, &id, &patch)
+        .await?
+    {
         return Err(ApiError::not_found("destination"));
     }
-    state.store.audit(&mut tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "destination.update", &id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "destination.update",
+            &id,
+        )
+        .await?;
     tx.commit().await?;
     Ok(Json(find(&state, &principal, &id).await?.into()))
 }
@@ -175,7 +250,17 @@ pub async fn delete(
     if !state.store.delete_destination(&mut tx, scope, &id).await? {
         return Err(ApiError::not_found("destination"));
     }
-    state.store.audit(&mut tx, scope.tenant_id(), Some(scope.sub_tenant_id()), &principal.actor(), "destination.delete", &id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            scope.tenant_id(),
+            Some(scope.sub_tenant_id()),
+            &principal.actor(),
+            "destination.delete",
+            &id,
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -188,7 +273,11 @@ pub async fn test(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) { TestRequest::default() } else { parse(&body)? };
+    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        parse(&body)?
+    };
     let payload = request
         .payload
         .unwrap_or_else(|| json!({ "message": "Test event from Pushrail", "destination_id": id }))
@@ -198,7 +287,13 @@ pub async fn test(
     }
     let claimed = state
         .store
-        .insert_test_delivery(&principal.scope, &id, &payload, state.engine.owner(), state.engine.lease_ms())
+        .insert_test_delivery(
+            &principal.scope,
+            &id,
+            &payload,
+            state.engine.owner(),
+            state.engine.lease_ms(),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("destination"))?;
     let delivery_id = claimed.id.clone();
@@ -209,7 +304,9 @@ pub async fn test(
         .await?
         .ok_or_else(|| ApiError::internal("test delivery vanished"))?;
     let attempt = attempts.into_iter().last().map(views::Attempt::from);
-    Ok(Json(json!({ "delivery_id": delivery_id, "attempt": attempt })))
+    Ok(Json(
+        json!({ "delivery_id": delivery_id, "attempt": attempt }),
+    ))
 }
 
 /// Everything about a destination that can be wrong, reported together.
@@ -230,7 +327,10 @@ async fn check(
         problem("name".into(), "must be 1 to 255 bytes".into());
     }
     if event_types.len() > MAX_EVENT_TYPE_PATTERNS {
-        problem("event_types".into(), format!("at most {MAX_EVENT_TYPE_PATTERNS} patterns"));
+        problem(
+            "event_types".into(),
+            format!("at most {MAX_EVENT_TYPE_PATTERNS} patterns"),
+        );
     }
     for (i, pattern) in event_types.iter().enumerate() {
         if let Err(message) = fanout::compile(pattern) {
@@ -250,9 +350,15 @@ async fn check(
                 .plugins
                 .validate(plugin, &config.to_string())
                 .await
-                .map_err(|e| ApiError::internal(format!("validating with plugin {}: {e}", plugin.info.id)))?;
+                .map_err(|e| {
+                    ApiError::internal(format!("validating with plugin {}: {e}", plugin.info.id))
+                })?;
             for error in plugin_errors {
-                let field = if error.field.starts_with("config") { error.field } else { format!("config.{}", error.field) };
+                let field = if error.field.starts_with("config") {
+                    error.field
+                } else {
+                    format!("config.{}", error.field)
+                };
                 problem(field, error.message);
             }
         }
@@ -261,19 +367,24 @@ async fn check(
         Some(id) => match state.store.get_credential(&principal.scope, id).await? {
             // Another sub-tenant's credential is as unknown as a made-up id.
             None => return Err(ApiError::not_found("credential")),
-            Some(credential) if !plugin.info.credential_kinds.contains(&credential.kind) => problem(
-                "credential_id".into(),
-                format!(
-                    "a {} destination takes credentials of kind {}, not {}",
-                    plugin.info.id,
-                    plugin.info.credential_kinds.join(" or "),
-                    credential.kind
-                ),
-            ),
+            Some(credential) if !plugin.info.credential_kinds.contains(&credential.kind) => {
+                problem(
+                    "credential_id".into(),
+                    format!(
+                        "a {} destination takes credentials of kind {}, not {}",
+                        plugin.info.id,
+                        plugin.info.credential_kinds.join(" or "),
+                        credential.kind
+                    ),
+                )
+            }
             Some(_) => {}
         },
         None if plugin.info.credential_required && !will_generate_credential => {
-            problem("credential_id".into(), "this destination type needs a credential".into());
+            problem(
+                "credential_id".into(),
+                "this destination type needs a credential".into(),
+            );
         }
         None => {}
     }

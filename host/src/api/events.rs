@@ -9,11 +9,11 @@ use serde_json::{json, value::RawValue, Value};
 use super::extract::ApiJson;
 use super::AppState;
 use crate::auth::TenantPrincipal;
+use crate::clock;
 use crate::engine::fanout;
 use crate::error::{ApiError, ApiResult, FieldDetail};
 use crate::scope::Scope;
 use crate::store::NewEvent;
-use crate::clock;
 
 /// The largest payload of one event, as JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -42,7 +42,10 @@ pub async fn publish(
     ApiJson(event): ApiJson<PublishEvent>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let results = ingest(&state, &tenant, vec![event], "").await?;
-    Ok((StatusCode::ACCEPTED, Json(results.into_iter().next().unwrap_or(Value::Null))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(results.into_iter().next().unwrap_or(Value::Null)),
+    ))
 }
 
 pub async fn publish_batch(
@@ -51,7 +54,10 @@ pub async fn publish_batch(
     ApiJson(batch): ApiJson<PublishBatch>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
-        return Err(ApiError::field("events", format!("must hold 1 to {MAX_BATCH} events")));
+        return Err(ApiError::field(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        ));
     }
     let results = ingest(&state, &tenant, batch.events, "events").await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "results": results }))))
@@ -59,19 +65,41 @@ pub async fn publish_batch(
 
 /// Checks every event first, so a batch with one bad event is refused whole and nothing is
 /// half-written; then stores all of them in one transaction.
-async fn ingest(state: &AppState, tenant: &TenantPrincipal, events: Vec<PublishEvent>, prefix: &str) -> ApiResult<Vec<Value>> {
+async fn ingest(
+    state: &AppState,
+    tenant: &TenantPrincipal,
+    events: Vec<PublishEvent>,
+    prefix: &str,
+) -> ApiResult<Vec<Value>> {
     let mut details = Vec::new();
     for (i, event) in events.iter().enumerate() {
-        let at = |field: &str| if prefix.is_empty() { field.to_owned() } else { format!("{prefix}[{i}].{field}") };
-        let mut problem = |field: &str, message: &str| details.push(FieldDetail { field: at(field), message: message.to_owned() });
+        let at = |field: &str| {
+            if prefix.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{prefix}[{i}].{field}")
+            }
+        };
+        let mut problem = |field: &str, message: &str| {
+            details.push(FieldDetail {
+                field: at(field),
+                message: message.to_owned(),
+            })
+        };
         if event.external_id.is_empty() || event.external_id.len() > 255 {
             problem("external_id", "must be 1 to 255 bytes");
         }
         if !valid_event_type(&event.event_type) {
-            problem("type", "must be 1 to 255 characters of letters, digits and . _ - :");
+            problem(
+                "type",
+                "must be 1 to 255 characters of letters, digits and . _ - :",
+            );
         }
         if event.payload.get().len() > MAX_PAYLOAD_BYTES {
-            problem("payload", &format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON"));
+            problem(
+                "payload",
+                &format!("must be at most {MAX_PAYLOAD_BYTES} bytes of JSON"),
+            );
         }
         if let Some(id) = &event.id {
             if id.is_empty() || id.len() > 255 {
@@ -93,10 +121,16 @@ async fn ingest(state: &AppState, tenant: &TenantPrincipal, events: Vec<PublishE
     let mut new_events = Vec::with_capacity(events.len());
     let mut scopes: Vec<(String, Scope)> = Vec::new();
     for event in events {
-        let scope = match scopes.iter().find(|(external, _)| *external == event.external_id) {
+        let scope = match scopes
+            .iter()
+            .find(|(external, _)| *external == event.external_id)
+        {
             Some((_, scope)) => scope.clone(),
             None => {
-                let sub = state.store.ensure_sub_tenant(&tenant.tenant_id, &event.external_id).await?;
+                let sub = state
+                    .store
+                    .ensure_sub_tenant(&tenant.tenant_id, &event.external_id)
+                    .await?;
                 let scope = Scope::authenticated(tenant.tenant_id.clone(), sub);
                 scopes.push((event.external_id.clone(), scope.clone()));
                 scope
@@ -107,7 +141,11 @@ async fn ingest(state: &AppState, tenant: &TenantPrincipal, events: Vec<PublishE
             idempotency_key: event.id,
             event_type: event.event_type,
             payload: event.payload.get().to_owned(),
-            occurred_at: event.occurred_at.as_deref().and_then(clock::parse_rfc3339).unwrap_or(now),
+            occurred_at: event
+                .occurred_at
+                .as_deref()
+                .and_then(clock::parse_rfc3339)
+                .unwrap_or(now),
         });
     }
     let results = state.store.ingest(&new_events, &fanout::matches).await?;
@@ -123,5 +161,7 @@ async fn ingest(state: &AppState, tenant: &TenantPrincipal, events: Vec<PublishE
 fn valid_event_type(event_type: &str) -> bool {
     !event_type.is_empty()
         && event_type.len() <= 255
-        && event_type.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
+        && event_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
 }

@@ -15,13 +15,19 @@ pub struct RateLimits {
 
 impl RateLimits {
     pub fn new(rate_per_sec: u32, burst: u32) -> Self {
-        Self { rate: f64::from(rate_per_sec.max(1)), burst: f64::from(burst.max(1)), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            rate: f64::from(rate_per_sec.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn check(&self, tenant_id: &str) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limit lock");
-        let (tokens, last) = buckets.entry(tenant_id.to_owned()).or_insert((self.burst, now));
+        let (tokens, last) = buckets
+            .entry(tenant_id.to_owned())
+            .or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
@@ -45,6 +51,9 @@ mod tests {
         assert!(limits.check("a").is_ok());
         let refused = limits.check("a").unwrap_err();
         assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
-        assert!(limits.check("b").is_ok(), "another tenant has its own bucket");
+        assert!(
+            limits.check("b").is_ok(),
+            "another tenant has its own bucket"
+        );
     }
 }

@@ -62,9 +62,18 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     let vendor = Router::new()
         .route("/sessions", post(sessions::create))
-        .route("/sessions/{session_id}", axum::routing::delete(sessions::revoke))
-        .route("/sub-tenants/{external_id}/revoke-sessions", post(sessions::revoke_sub_tenant))
-        .route("/sub-tenants/{external_id}/deliveries", get(deliveries::list_for_operator))
+        .route(
+            "/sessions/{session_id}",
+            axum::routing::delete(sessions::revoke),
+        )
+        .route(
+            "/sub-tenants/{external_id}/revoke-sessions",
+            post(sessions::revoke_sub_tenant),
+        )
+        .route(
+            "/sub-tenants/{external_id}/deliveries",
+            get(deliveries::list_for_operator),
+        )
         .route("/events", post(events::publish))
         .route("/events/batch", post(events::publish_batch))
         .route("/destination-types", get(types::list_for_vendor));
@@ -72,14 +81,25 @@ pub fn router(state: AppState) -> Router {
     // Session tokens travel in a header, never in cookies, so any origin may call the embed API.
     let embed = Router::new()
         .route("/destination-types", get(types::list))
-        .route("/destinations", get(destinations::list).post(destinations::create))
+        .route(
+            "/destinations",
+            get(destinations::list).post(destinations::create),
+        )
         .route(
             "/destinations/{id}",
-            get(destinations::get).patch(destinations::update).delete(destinations::delete),
+            get(destinations::get)
+                .patch(destinations::update)
+                .delete(destinations::delete),
         )
         .route("/destinations/{id}/test", post(destinations::test))
-        .route("/credentials", get(credentials::list).post(credentials::create))
-        .route("/credentials/{id}", axum::routing::delete(credentials::delete))
+        .route(
+            "/credentials",
+            get(credentials::list).post(credentials::create),
+        )
+        .route(
+            "/credentials/{id}",
+            axum::routing::delete(credentials::delete),
+        )
         .route("/credentials/{id}/rotate", post(credentials::rotate))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::get))
@@ -90,7 +110,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v1", vendor)
         .nest("/embed/v1", embed)
-        .route("/.well-known/jwks.json", get(sessions::jwks).layer(CorsLayer::permissive()))
+        .route(
+            "/.well-known/jwks.json",
+            get(sessions::jwks).layer(CorsLayer::permissive()),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

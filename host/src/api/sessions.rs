@@ -37,15 +37,34 @@ pub async fn create(
     check_external_id(&body.external_id, "external_id")?;
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
     if !(1..=MAX_TTL_SECS).contains(&ttl) {
-        return Err(ApiError::field("ttl_seconds", format!("must be between 1 and {MAX_TTL_SECS}")));
+        return Err(ApiError::field(
+            "ttl_seconds",
+            format!("must be between 1 and {MAX_TTL_SECS}"),
+        ));
     }
-    let sub_tenant_id = state.store.ensure_sub_tenant(&tenant.tenant_id, &body.external_id).await?;
+    let sub_tenant_id = state
+        .store
+        .ensure_sub_tenant(&tenant.tenant_id, &body.external_id)
+        .await?;
     let session_id = ids::new(ids::SESSION);
     let (token, exp) = state.sessions.mint(&sub_tenant_id, &session_id, ttl)?;
-    state.store.insert_session(&session_id, &tenant.tenant_id, &sub_tenant_id, exp * 1000).await?;
+    state
+        .store
+        .insert_session(&session_id, &tenant.tenant_id, &sub_tenant_id, exp * 1000)
+        .await?;
     let mut tx = state.store.begin().await?;
     let actor = format!("tenant:{}", tenant.tenant_id);
-    state.store.audit(&mut tx, &tenant.tenant_id, Some(&sub_tenant_id), &actor, "session.issue", &session_id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            &tenant.tenant_id,
+            Some(&sub_tenant_id),
+            &actor,
+            "session.issue",
+            &session_id,
+        )
+        .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -70,7 +89,17 @@ pub async fn revoke(
         .ok_or_else(|| ApiError::not_found("session"))?;
     let mut tx = state.store.begin().await?;
     let actor = format!("tenant:{}", tenant.tenant_id);
-    state.store.audit(&mut tx, &tenant.tenant_id, Some(&sub_tenant_id), &actor, "session.revoke", &session_id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            &tenant.tenant_id,
+            Some(&sub_tenant_id),
+            &actor,
+            "session.revoke",
+            &session_id,
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -85,10 +114,23 @@ pub async fn revoke_sub_tenant(
         .find_sub_tenant(&tenant.tenant_id, &external_id)
         .await?
         .ok_or_else(|| ApiError::not_found("sub-tenant"))?;
-    let revoked = state.store.revoke_sub_tenant_sessions(&tenant.tenant_id, &sub_tenant_id).await?;
+    let revoked = state
+        .store
+        .revoke_sub_tenant_sessions(&tenant.tenant_id, &sub_tenant_id)
+        .await?;
     let mut tx = state.store.begin().await?;
     let actor = format!("tenant:{}", tenant.tenant_id);
-    state.store.audit(&mut tx, &tenant.tenant_id, Some(&sub_tenant_id), &actor, "session.revoke_all", &sub_tenant_id).await?;
+    state
+        .store
+        .audit(
+            &mut tx,
+            &tenant.tenant_id,
+            Some(&sub_tenant_id),
+            &actor,
+            "session.revoke_all",
+            &sub_tenant_id,
+        )
+        .await?;
     tx.commit().await?;
     Ok(Json(json!({ "revoked": revoked })))
 }

@@ -36,6 +36,9 @@ pub async fn list(State(state): State<AppState>, _principal: EmbedPrincipal) -> 
     Json(describe(&state))
 }
 
-pub async fn list_for_vendor(State(state): State<AppState>, _tenant: TenantPrincipal) -> Json<Vec<Value>> {
+pub async fn list_for_vendor(
+    State(state): State<AppState>,
+    _tenant: TenantPrincipal,
+) -> Json<Vec<Value>> {
     Json(describe(&state))
 }

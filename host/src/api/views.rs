@@ -77,7 +77,11 @@ pub struct Delivery {
 impl From<DeliveryRow> for Delivery {
     fn from(row: DeliveryRow) -> Self {
         // The queue keeps a due time on rows in flight too; only a waiting delivery has a next attempt.
-        let next = if row.status == "pending" { row.next_attempt_at } else { None };
+        let next = if row.status == "pending" {
+            row.next_attempt_at
+        } else {
+            None
+        };
         Self {
             id: row.id,
             event_id: row.event_id,

@@ -28,17 +28,21 @@ impl EmbedPrincipal {
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token>"))?;
+    let value = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token>")
+    })?;
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token>"))
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <token>")
+        })
 }
 
 impl FromRequestParts<AppState> for TenantPrincipal {
@@ -81,10 +85,19 @@ impl FromRequestParts<AppState> for EmbedPrincipal {
         match state.store.check_session(&claims.sid, &claims.sub).await? {
             SessionCheck::Valid { tenant_id } => {
                 state.limits.check(&tenant_id)?;
-                Ok(Self { scope: Scope::authenticated(tenant_id, claims.sub), session_id: claims.sid })
+                Ok(Self {
+                    scope: Scope::authenticated(tenant_id, claims.sub),
+                    session_id: claims.sid,
+                })
             }
-            SessionCheck::Revoked => Err(ApiError::unauthorized("session_revoked", "the session has been revoked")),
-            SessionCheck::Unknown => Err(ApiError::unauthorized("invalid_token", "the session does not exist")),
+            SessionCheck::Revoked => Err(ApiError::unauthorized(
+                "session_revoked",
+                "the session has been revoked",
+            )),
+            SessionCheck::Unknown => Err(ApiError::unauthorized(
+                "invalid_token",
+                "the session does not exist",
+            )),
         }
     }
 }

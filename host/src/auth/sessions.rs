@@ -69,7 +69,11 @@ pub struct SessionSigner {
 
 impl SessionSigner {
     pub async fn load(store: Store, vault: Arc<Vault>) -> anyhow::Result<Self> {
-        let signer = Self { store, vault, keys: RwLock::new((String::new(), HashMap::new())) };
+        let signer = Self {
+            store,
+            vault,
+            keys: RwLock::new((String::new(), HashMap::new())),
+        };
         if signer.store.signing_keys().await?.is_empty() {
             signer.rotate().await?;
         } else {
@@ -101,10 +105,17 @@ impl SessionSigner {
         let mut keys = HashMap::new();
         let mut newest = String::new();
         for row in rows {
-            let public: [u8; 32] = row.public_key.as_slice().try_into().context("public key length")?;
+            let public: [u8; 32] = row
+                .public_key
+                .as_slice()
+                .try_into()
+                .context("public key length")?;
             let encoding = if row.retired_at.is_none() {
                 let sealed = decode_sealed(&row.private_key).context("sealed signing key")?;
-                let der = self.vault.open(&context(&row.kid), &sealed).context("opening signing key")?;
+                let der = self
+                    .vault
+                    .open(&context(&row.kid), &sealed)
+                    .context("opening signing key")?;
                 Some(EncodingKey::from_ed_der(&Zeroizing::new(der.to_vec())))
             } else {
                 None
@@ -113,13 +124,25 @@ impl SessionSigner {
                 newest = row.kid.clone();
             }
             let decoding = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(public))?;
-            keys.insert(row.kid, Arc::new(Key { encoding, decoding, public }));
+            keys.insert(
+                row.kid,
+                Arc::new(Key {
+                    encoding,
+                    decoding,
+                    public,
+                }),
+            );
         }
         *self.keys.write().expect("signing keys lock") = (newest, keys);
         Ok(())
     }
 
-    pub fn mint(&self, sub_tenant_id: &str, session_id: &str, ttl_secs: i64) -> anyhow::Result<(String, i64)> {
+    pub fn mint(
+        &self,
+        sub_tenant_id: &str,
+        session_id: &str,
+        ttl_secs: i64,
+    ) -> anyhow::Result<(String, i64)> {
         let (kid, key) = {
             let keys = self.keys.read().expect("signing keys lock");
             let key = keys.1.get(&keys.0).cloned().context("no signing key")?;
@@ -159,13 +182,13 @@ impl SessionSigner {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = LEEWAY_SECS;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => SessionError::Expired,
                 jsonwebtoken::errors::ErrorKind::ImmatureSignature => SessionError::NotYetValid,
                 _ => SessionError::Invalid,
-            }
-        })?;
+            },
+        )?;
         if data.claims.iat > clock::now_ms() / 1000 + LEEWAY_SECS as i64 {
             return Err(SessionError::NotYetValid);
         }
@@ -204,7 +227,12 @@ fn encode_sealed(sealed: &crate::vault::Sealed) -> Vec<u8> {
 
 fn decode_sealed(bytes: &[u8]) -> anyhow::Result<crate::vault::Sealed> {
     let value: serde_json::Value = serde_json::from_slice(bytes)?;
-    let field = |name: &str| value[name].as_str().map(str::to_owned).context("sealed key field");
+    let field = |name: &str| {
+        value[name]
+            .as_str()
+            .map(str::to_owned)
+            .context("sealed key field")
+    };
     Ok(crate::vault::Sealed {
         master_kid: field("kid")?,
         wrapped_key: URL_SAFE_NO_PAD.decode(field("key")?)?,

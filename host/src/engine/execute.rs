@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use super::{retry, Inner};
 use crate::clock;
-use crate::plugins::{Credential, Delivered, DeliveryRequest, Event, Failure, FailureKind, InvokeError};
+use crate::plugins::{
+    Credential, Delivered, DeliveryRequest, Event, Failure, FailureKind, InvokeError,
+};
 use crate::store::{AttemptRow, ClaimedDelivery, Completion, Outcome};
 
 /// Error texts and peer excerpts kept in the delivery log are cut to this many characters.
@@ -25,9 +27,17 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
 async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, Failure> {
     let first = &batch[0];
     let scope = first.scope();
-    let destination = match inner.store.destinations_for_delivery(&scope, std::slice::from_ref(&first.destination_id)).await {
+    let destination = match inner
+        .store
+        .destinations_for_delivery(&scope, std::slice::from_ref(&first.destination_id))
+        .await
+    {
         Ok(mut rows) => rows.pop(),
-        Err(error) => return Err(retryable(format!("loading the destination failed: {error}"))),
+        Err(error) => {
+            return Err(retryable(format!(
+                "loading the destination failed: {error}"
+            )))
+        }
     };
     let destination = match destination {
         None | Some((_, true)) => return Err(permanent("the destination was deleted")),
@@ -35,7 +45,10 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, 
         Some((row, false)) => row,
     };
     let Some(plugin) = inner.plugins.get(&destination.type_id) else {
-        return Err(retryable(format!("no plugin for destination type {:?} is loaded", destination.type_id)));
+        return Err(retryable(format!(
+            "no plugin for destination type {:?} is loaded",
+            destination.type_id
+        )));
     };
     let credential = match &destination.credential_id {
         None => None,
@@ -45,8 +58,15 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, 
             Ok(Some((kind, sealed))) => {
                 let context = crate::credentials::context(&scope, id);
                 match inner.vault.open(&context, &sealed) {
-                    Ok(plain) => Some(Credential { kind, secret: String::from_utf8_lossy(&plain).into_owned() }),
-                    Err(error) => return Err(permanent(format!("the credential cannot be decrypted: {error}"))),
+                    Ok(plain) => Some(Credential {
+                        kind,
+                        secret: String::from_utf8_lossy(&plain).into_owned(),
+                    }),
+                    Err(error) => {
+                        return Err(permanent(format!(
+                            "the credential cannot be decrypted: {error}"
+                        )))
+                    }
                 }
             }
         },
@@ -64,7 +84,11 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, 
             attributes: Vec::new(),
         })
         .collect();
-    let request = DeliveryRequest { config: destination.config.clone(), credential, events };
+    let request = DeliveryRequest {
+        config: destination.config.clone(),
+        credential,
+        events,
+    };
     let label = format!("{}:{}", destination.type_id, destination.id);
     match inner.plugins.deliver(&plugin, request, &label).await {
         Ok(result) => result,
@@ -83,13 +107,23 @@ fn completion(
     let n = delivery.attempt_count + 1;
     let attempts_made = delivery.retry_index as usize + 1;
     let (outcome, status_code, error, excerpt) = match result {
-        Ok(ok) => (Outcome::Succeeded, ok.status_code, None, ok.response_excerpt.clone()),
+        Ok(ok) => (
+            Outcome::Succeeded,
+            ok.status_code,
+            None,
+            ok.response_excerpt.clone(),
+        ),
         Err(f) => {
             let outcome = match f.kind {
                 FailureKind::Retryable => Outcome::RetryableError,
                 FailureKind::Permanent => Outcome::PermanentError,
             };
-            (outcome, f.status_code, Some(f.message.clone()), f.response_excerpt.clone())
+            (
+                outcome,
+                f.status_code,
+                Some(f.message.clone()),
+                f.response_excerpt.clone(),
+            )
         }
     };
     let (status, next_attempt_at) = match (outcome, result) {
@@ -126,7 +160,13 @@ fn cut(text: &str) -> String {
 }
 
 fn failure(kind: FailureKind, message: String) -> Failure {
-    Failure { kind, message, status_code: None, retry_after_ms: None, response_excerpt: None }
+    Failure {
+        kind,
+        message,
+        status_code: None,
+        retry_after_ms: None,
+        response_excerpt: None,
+    }
 }
 
 fn retryable(message: String) -> Failure {

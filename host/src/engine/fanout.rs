@@ -8,13 +8,17 @@ pub fn compile(pattern: &str) -> Result<GlobMatcher, String> {
     if pattern.is_empty() || pattern.len() > 255 {
         return Err("a pattern is 1 to 255 characters".into());
     }
-    Glob::new(pattern).map(|g| g.compile_matcher()).map_err(|e| e.kind().to_string())
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.kind().to_string())
 }
 
 pub fn matches(target: &FanoutTarget, event_type: &str) -> bool {
     let patterns: Vec<String> = serde_json::from_str(&target.event_types).unwrap_or_default();
     patterns.is_empty()
-        || patterns.iter().any(|p| compile(p).map(|m| m.is_match(event_type)).unwrap_or(false))
+        || patterns
+            .iter()
+            .any(|p| compile(p).map(|m| m.is_match(event_type)).unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -22,7 +26,10 @@ mod tests {
     use super::*;
 
     fn target(types: &str) -> FanoutTarget {
-        FanoutTarget { id: "dst".into(), event_types: types.into() }
+        FanoutTarget {
+            id: "dst".into(),
+            event_types: types.into(),
+        }
     }
 
     #[test]
@@ -30,6 +37,9 @@ mod tests {
         assert!(matches(&target("[]"), "anything"));
         assert!(matches(&target(r#"["order.*"]"#), "order.created"));
         assert!(!matches(&target(r#"["order.*"]"#), "invoice.paid"));
-        assert!(matches(&target(r#"["invoice.paid", "order.*"]"#), "invoice.paid"));
+        assert!(matches(
+            &target(r#"["invoice.paid", "order.*"]"#),
+            "invoice.paid"
+        ));
     }
 }

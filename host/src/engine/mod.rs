@@ -48,10 +48,25 @@ struct Inner {
 }
 
 impl Engine {
-    pub fn new(store: Store, plugins: Arc<PluginHost>, vault: Arc<Vault>, settings: EngineSettings) -> Self {
+    pub fn new(
+        store: Store,
+        plugins: Arc<PluginHost>,
+        vault: Arc<Vault>,
+        settings: EngineSettings,
+    ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let owner = crate::ids::new("wrk");
-        Self { inner: Arc::new(Inner { store, plugins, vault, settings, owner, wake: Notify::new(), permits }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                plugins,
+                vault,
+                settings,
+                owner,
+                wake: Notify::new(),
+                permits,
+            }),
+        }
     }
 
     /// Starts the dispatcher and the completer on the current runtime.
@@ -75,7 +90,10 @@ impl Engine {
     }
 
     /// Delivers already-claimed deliveries right away and records the attempts before returning.
-    pub async fn deliver_now(&self, claimed: Vec<ClaimedDelivery>) -> anyhow::Result<Vec<Completion>> {
+    pub async fn deliver_now(
+        &self,
+        claimed: Vec<ClaimedDelivery>,
+    ) -> anyhow::Result<Vec<Completion>> {
         let completions = execute::execute(&self.inner, claimed).await;
         self.inner.store.complete(&completions).await?;
         Ok(completions)
@@ -98,7 +116,15 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
                 break; // a finishing call wakes us
             }
             let limit = (free * settings.batch_size).clamp(1, MAX_CLAIM);
-            let claimed = match inner.store.claim_due(&inner.owner, settings.lease.as_millis() as i64, limit as i64).await {
+            let claimed = match inner
+                .store
+                .claim_due(
+                    &inner.owner,
+                    settings.lease.as_millis() as i64,
+                    limit as i64,
+                )
+                .await
+            {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "claiming due deliveries failed");
@@ -108,7 +134,12 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
             };
             let claimed_count = claimed.len();
             for batch in batches(&inner, claimed) {
-                let permit = inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+                let permit = inner
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
                 let inner = inner.clone();
                 let completions = completions.clone();
                 tokio::spawn(async move {
@@ -131,7 +162,10 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
 fn batches(inner: &Inner, claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
     let mut by_destination: BTreeMap<String, Vec<ClaimedDelivery>> = BTreeMap::new();
     for delivery in claimed {
-        by_destination.entry(delivery.destination_id.clone()).or_default().push(delivery);
+        by_destination
+            .entry(delivery.destination_id.clone())
+            .or_default()
+            .push(delivery);
     }
     let mut out = Vec::new();
     for (_, mut rows) in by_destination {

@@ -47,9 +47,14 @@ impl EgressPolicy {
         if candidates.is_empty() {
             return Err(ResolveError::Unresolved(host.to_owned()));
         }
-        let permitted: Vec<SocketAddr> = candidates.into_iter().filter(|a| self.permits(a.ip())).collect();
+        let permitted: Vec<SocketAddr> = candidates
+            .into_iter()
+            .filter(|a| self.permits(a.ip()))
+            .collect();
         if permitted.is_empty() {
-            return Err(ResolveError::Denied(Denied { host: host.to_owned() }));
+            return Err(ResolveError::Denied(Denied {
+                host: host.to_owned(),
+            }));
         }
         Ok(permitted)
     }
@@ -114,7 +119,12 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
     }
     // NAT64 (64:ff9b::/96) reaches whatever IPv4 address it embeds.
     if first == 0x0064 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new((segments[6] >> 8) as u8, segments[6] as u8, (segments[7] >> 8) as u8, segments[7] as u8);
+        let v4 = Ipv4Addr::new(
+            (segments[6] >> 8) as u8,
+            segments[6] as u8,
+            (segments[7] >> 8) as u8,
+            segments[7] as u8,
+        );
         return is_global_v4(v4);
     }
     true
@@ -129,9 +139,10 @@ impl reqwest::dns::Resolve for PolicyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
         Box::pin(async move {
-            let addrs = policy.resolve(name.as_str(), 0).await.map_err(|e| -> Box<dyn std::error::Error + Send + Sync> {
-                Box::new(e)
-            })?;
+            let addrs = policy
+                .resolve(name.as_str(), 0)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -146,7 +157,10 @@ pub struct NetLimits {
 
 impl Default for NetLimits {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(10), max_request_timeout: Duration::from_secs(60) }
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            max_request_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -161,9 +175,24 @@ mod tests {
     #[test]
     fn refuses_internal_ranges() {
         for ip in [
-            "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "::1", "::", "fe80::1",
-            "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "ff02::1",
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "ff02::1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
@@ -171,7 +200,13 @@ mod tests {
 
     #[test]
     fn permits_public_addresses() {
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.216.34", "64:ff9b::5db8:d822"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:93.184.216.34",
+            "64:ff9b::5db8:d822",
+        ] {
             assert!(!refused(ip), "{ip} should be permitted");
         }
     }
@@ -187,8 +222,14 @@ mod tests {
     #[tokio::test]
     async fn resolution_filters_names() {
         let policy = EgressPolicy::default();
-        assert!(matches!(policy.resolve("localhost", 80).await, Err(ResolveError::Denied(_))));
-        let open = EgressPolicy::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        assert!(matches!(
+            policy.resolve("localhost", 80).await,
+            Err(ResolveError::Denied(_))
+        ));
+        let open = EgressPolicy::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         assert!(!open.resolve("localhost", 80).await.unwrap().is_empty());
     }
 }

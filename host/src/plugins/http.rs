@@ -36,7 +36,9 @@ pub struct HttpEgress {
 impl HttpEgress {
     pub fn new(policy: Arc<EgressPolicy>, limits: NetLimits) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::none())
             // Proxies from the environment would dial for us, past the policy.
             .no_proxy()
@@ -46,7 +48,11 @@ impl HttpEgress {
             .tcp_nodelay(true)
             .user_agent(concat!("Pushrail/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, policy, limits })
+        Ok(Self {
+            client,
+            policy,
+            limits,
+        })
     }
 
     pub fn policy(&self) -> &Arc<EgressPolicy> {
@@ -58,7 +64,10 @@ impl HttpEgress {
     }
 
     pub fn hooks(&self) -> Hooks {
-        Hooks { egress: self.clone(), requests_left: MAX_REQUESTS_PER_INVOCATION }
+        Hooks {
+            egress: self.clone(),
+            requests_left: MAX_REQUESTS_PER_INVOCATION,
+        }
     }
 
     async fn send(
@@ -69,7 +78,11 @@ impl HttpEgress {
         let (parts, body) = request.into_parts();
         let host = parts.uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
         // The resolver only sees names; literal addresses are judged here.
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             if !self.policy.permits(ip) {
                 return Err(HttpError::DestinationIpProhibited);
             }
@@ -83,7 +96,11 @@ impl HttpEgress {
             .and_then(|o| o.first_byte_timeout)
             .unwrap_or(self.limits.max_request_timeout)
             .min(self.limits.max_request_timeout);
-        let mut builder = self.client.request(parts.method, parts.uri.to_string()).timeout(timeout).body(body);
+        let mut builder = self
+            .client
+            .request(parts.method, parts.uri.to_string())
+            .timeout(timeout)
+            .body(body);
         for (name, value) in &parts.headers {
             if name != http::header::HOST {
                 builder = builder.header(name, value);
@@ -118,7 +135,8 @@ impl WasiHttpHooks for Hooks {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: IoFuture,
-    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
+    {
         if self.requests_left == 0 {
             return Box::new(async { Err(HttpError::ConnectionLimitReached) });
         }
@@ -130,16 +148,28 @@ impl WasiHttpHooks for Hooks {
 fn classify(error: reqwest::Error) -> HttpError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(cause) = source {
-        if cause.is::<Denied>() || matches!(cause.downcast_ref::<ResolveError>(), Some(ResolveError::Denied(_))) {
+        if cause.is::<Denied>()
+            || matches!(
+                cause.downcast_ref::<ResolveError>(),
+                Some(ResolveError::Denied(_))
+            )
+        {
             return HttpError::DestinationIpProhibited;
         }
         if let Some(ResolveError::Unresolved(name)) = cause.downcast_ref::<ResolveError>() {
-            return HttpError::DnsError { rcode: Some(name.clone()), info_code: None };
+            return HttpError::DnsError {
+                rcode: Some(name.clone()),
+                info_code: None,
+            };
         }
         source = cause.source();
     }
     if error.is_timeout() {
-        return if error.is_connect() { HttpError::ConnectionTimeout } else { HttpError::HttpResponseTimeout };
+        return if error.is_connect() {
+            HttpError::ConnectionTimeout
+        } else {
+            HttpError::HttpResponseTimeout
+        };
     }
     if error.is_connect() {
         return HttpError::ConnectionRefused;

@@ -28,12 +28,17 @@ pub fn compile_cached(engine: &Engine, path: &Path, cache_dir: &Path) -> anyhow:
         // private cache dir; wasmtime checks that it matches the engine's configuration.
         match unsafe { Component::deserialize_file(engine, &cached) } {
             Ok(component) => return Ok(component),
-            Err(error) => tracing::info!(path = %cached.display(), %error, "recompiling a stale plugin artifact"),
+            Err(error) => {
+                tracing::info!(path = %cached.display(), %error, "recompiling a stale plugin artifact")
+            }
         }
     }
-    let artifact = engine
-        .precompile_component(&bytes)
-        .map_err(|e| anyhow::anyhow!("{} is not a valid WebAssembly component: {e:#}", path.display()))?;
+    let artifact = engine.precompile_component(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a valid WebAssembly component: {e:#}",
+            path.display()
+        )
+    })?;
     // Several hosts may share a cache dir: write privately, then rename into place atomically.
     let temp = cached.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::write(&temp, &artifact)?;
@@ -45,9 +50,15 @@ pub fn compile_cached(engine: &Engine, path: &Path, cache_dir: &Path) -> anyhow:
 pub fn check_description(raw: DestinationType) -> anyhow::Result<PluginInfo> {
     let valid_id = !raw.id.is_empty()
         && raw.id.len() <= 64
-        && raw.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && raw
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !valid_id {
-        bail!("type id {:?} must be 1 to 64 characters of a-z, 0-9 and _", raw.id);
+        bail!(
+            "type id {:?} must be 1 to 64 characters of a-z, 0-9 and _",
+            raw.id
+        );
     }
     let config_schema: serde_json::Value =
         serde_json::from_str(&raw.config_schema).context("config schema is not JSON")?;

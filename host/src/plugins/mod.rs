@@ -80,7 +80,11 @@ impl Plugin {
                 let path = error.instance_path.to_string();
                 let field = path.trim_start_matches('/').replace('/', ".");
                 FieldError {
-                    field: if field.is_empty() { "config".to_owned() } else { format!("config.{field}") },
+                    field: if field.is_empty() {
+                        "config".to_owned()
+                    } else {
+                        format!("config.{field}")
+                    },
                     message: error.to_string(),
                 }
             })
@@ -116,7 +120,11 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    pub fn new(policy: EgressPolicy, net: NetLimits, limits: SandboxLimits) -> anyhow::Result<Self> {
+    pub fn new(
+        policy: EgressPolicy,
+        net: NetLimits,
+        limits: SandboxLimits,
+    ) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.instances)
             .total_core_instances(limits.instances * 8)
@@ -129,7 +137,8 @@ impl PluginHost {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
         spawn_epoch_ticker(&engine);
 
         let mut linker = Linker::new(&engine);
@@ -139,7 +148,13 @@ impl PluginHost {
         bindings::pushrail::destination::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         let egress = HttpEgress::new(Arc::new(policy), net)?;
-        Ok(Self { engine, linker, egress, limits, plugins: BTreeMap::new() })
+        Ok(Self {
+            engine,
+            linker,
+            egress,
+            limits,
+            plugins: BTreeMap::new(),
+        })
     }
 
     /// Loads every `*.wasm` in `dir`, compiling each once into `cache_dir`. A plugin that fails to
@@ -159,7 +174,9 @@ impl PluginHost {
         std::fs::create_dir_all(cache_dir)?;
         for path in paths {
             match self.load(&path, cache_dir).await {
-                Ok(info) => tracing::info!(plugin = %info.id, path = %path.display(), "loaded plugin"),
+                Ok(info) => {
+                    tracing::info!(plugin = %info.id, path = %path.display(), "loaded plugin")
+                }
                 Err(error) => tracing::error!(path = %path.display(), "plugin refused: {error:#}"),
             }
         }
@@ -176,17 +193,29 @@ impl PluginHost {
         })?;
         let raw = {
             let (mut store, instance) = self.instantiate(&pre, "describe").await?;
-            instance.pushrail_destination_plugin().call_describe(&mut store).await?
+            instance
+                .pushrail_destination_plugin()
+                .call_describe(&mut store)
+                .await?
         };
         let info = loader::check_description(raw)?;
         if let Some(existing) = self.plugins.get(&info.id) {
-            anyhow::bail!("type id {:?} is already provided by {}", info.id, existing.source.display());
+            anyhow::bail!(
+                "type id {:?} is already provided by {}",
+                info.id,
+                existing.source.display()
+            );
         }
         let config_validator = jsonschema::options()
             .should_validate_formats(true)
             .build(&info.config_schema)
             .map_err(|e| anyhow::anyhow!("config schema is not a valid JSON Schema: {e}"))?;
-        let plugin = Plugin { info: info.clone(), source: path.to_owned(), config_validator, pre };
+        let plugin = Plugin {
+            info: info.clone(),
+            source: path.to_owned(),
+            config_validator,
+            pre,
+        };
         self.plugins.insert(info.id.clone(), Arc::new(plugin));
         Ok(info)
     }
@@ -212,7 +241,10 @@ impl PluginHost {
             .memories(4)
             .trap_on_grow_failure(false)
             .build();
-        let mut store = Store::new(&self.engine, InvocationState::new(&self.egress, limits, label.to_owned()));
+        let mut store = Store::new(
+            &self.engine,
+            InvocationState::new(&self.egress, limits, label.to_owned()),
+        );
         store.limiter(|state| &mut state.limits);
         let ticks = self.limits.timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
         store.set_epoch_deadline(ticks as u64);
@@ -222,7 +254,11 @@ impl PluginHost {
     }
 
     /// Runs `validate` in a fresh sandbox.
-    pub async fn validate(&self, plugin: &Plugin, config: &str) -> Result<Vec<FieldError>, InvokeError> {
+    pub async fn validate(
+        &self,
+        plugin: &Plugin,
+        config: &str,
+    ) -> Result<Vec<FieldError>, InvokeError> {
         self.bounded(async {
             let (mut store, instance) = self
                 .instantiate(&plugin.pre, &plugin.info.id)
@@ -269,7 +305,9 @@ impl PluginHost {
     ) -> Result<T, InvokeError> {
         // The grace covers instantiation; the epoch deadline fires first for guests in wasm.
         let limit = self.limits.timeout + Duration::from_millis(500);
-        tokio::time::timeout(limit, call).await.map_err(|_| InvokeError::Timeout(self.limits.timeout))?
+        tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| InvokeError::Timeout(self.limits.timeout))?
     }
 }
 

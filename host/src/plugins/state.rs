@@ -9,7 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::pushrail::destination::{log, net};
-use super::http::{HttpEgress, Hooks};
+use super::http::{Hooks, HttpEgress};
 
 /// TCP connections one invocation may open.
 const MAX_CONNECTIONS_PER_INVOCATION: u32 = 16;
@@ -47,13 +47,20 @@ impl InvocationState {
 
 impl WasiView for InvocationState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for InvocationState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { hooks: &mut self.hooks, table: &mut self.table, ctx: &mut self.http }
+        WasiHttpCtxView {
+            hooks: &mut self.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
     }
 }
 
@@ -88,12 +95,19 @@ impl net::Host for InvocationState {
             .map(|ms| std::time::Duration::from_millis(ms.into()))
             .unwrap_or(limits.connect_timeout)
             .min(limits.connect_timeout);
-        let stream = super::tcp::connect(self.egress.policy(), &host, port, options.tls, timeout).await?;
+        let stream =
+            super::tcp::connect(self.egress.policy(), &host, port, options.tls, timeout).await?;
         let (reader, writer) = tokio::io::split(stream);
         let input: DynInputStream = Box::new(AsyncReadStream::new(reader));
         let output: DynOutputStream = Box::new(AsyncWriteStream::new(64 * 1024, writer));
-        let input = self.table.push(input).map_err(|e| net::NetError::Unreachable(e.to_string()))?;
-        let output = self.table.push(output).map_err(|e| net::NetError::Unreachable(e.to_string()))?;
+        let input = self
+            .table
+            .push(input)
+            .map_err(|e| net::NetError::Unreachable(e.to_string()))?;
+        let output = self
+            .table
+            .push(output)
+            .map_err(|e| net::NetError::Unreachable(e.to_string()))?;
         Ok((input, output))
     }
 }

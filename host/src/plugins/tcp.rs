@@ -37,7 +37,11 @@ pub async fn connect(
         }
     }
     let Some(tcp) = tcp else {
-        return Err(if last_error.ends_with("timed out") { NetError::Timeout } else { NetError::Unreachable(last_error) });
+        return Err(if last_error.ends_with("timed out") {
+            NetError::Timeout
+        } else {
+            NetError::Unreachable(last_error)
+        });
     };
     let _ = tcp.set_nodelay(true);
     if !tls {
@@ -57,12 +61,16 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
             Arc::new(config)
         })
         .clone()

@@ -13,7 +13,15 @@ pub struct AuditEntry {
 
 impl Store {
     /// Written in the same transaction as the change it records.
-    pub async fn audit(&self, tx: &mut Tx<'_>, tenant_id: &str, sub_tenant_id: Option<&str>, actor: &str, action: &str, target: &str) -> sqlx::Result<()> {
+    pub async fn audit(
+        &self,
+        tx: &mut Tx<'_>,
+        tenant_id: &str,
+        sub_tenant_id: Option<&str>,
+        actor: &str,
+        action: &str,
+        target: &str,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (id, tenant_id, sub_tenant_id, actor, action, target, at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -30,7 +38,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_audit(&self, scope: &Scope, before_id: Option<&str>, limit: i64) -> sqlx::Result<Vec<AuditEntry>> {
+    pub async fn list_audit(
+        &self,
+        scope: &Scope,
+        before_id: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<AuditEntry>> {
         sqlx::query_as(
             "SELECT id, at, actor, action, target FROM audit_log
              WHERE tenant_id = $1 AND sub_tenant_id = $2 AND ($3 IS NULL OR id < $3)

@@ -24,7 +24,12 @@ pub struct NewCredential<'a> {
 const COLUMNS: &str = "id, name, kind, fingerprint, created_at, rotated_at";
 
 impl Store {
-    pub async fn insert_credential(&self, tx: &mut Tx<'_>, scope: &Scope, new: &NewCredential<'_>) -> sqlx::Result<CredentialRow> {
+    pub async fn insert_credential(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        new: &NewCredential<'_>,
+    ) -> sqlx::Result<CredentialRow> {
         let now = clock::now_ms();
         sqlx::query(
             "INSERT INTO credentials
@@ -63,7 +68,11 @@ impl Store {
         .await
     }
 
-    pub async fn get_credential(&self, scope: &Scope, id: &str) -> sqlx::Result<Option<CredentialRow>> {
+    pub async fn get_credential(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<Option<CredentialRow>> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM credentials WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3"
         ))
@@ -75,7 +84,11 @@ impl Store {
     }
 
     /// The sealed secret and its kind, for the one delivery about to use it.
-    pub async fn sealed_credential(&self, scope: &Scope, id: &str) -> sqlx::Result<Option<(String, Sealed)>> {
+    pub async fn sealed_credential(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<Option<(String, Sealed)>> {
         let row: Option<(String, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
             "SELECT kind, master_kid, wrapped_key, ciphertext FROM credentials
              WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3",
@@ -86,7 +99,14 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|(kind, master_kid, wrapped_key, ciphertext)| {
-            (kind, Sealed { master_kid, wrapped_key, ciphertext })
+            (
+                kind,
+                Sealed {
+                    master_kid,
+                    wrapped_key,
+                    ciphertext,
+                },
+            )
         }))
     }
 
@@ -116,7 +136,12 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn credential_in_use(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str) -> sqlx::Result<bool> {
+    pub async fn credential_in_use(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM destinations
              WHERE tenant_id = $1 AND sub_tenant_id = $2 AND credential_id = $3 AND deleted_at IS NULL",
@@ -129,7 +154,12 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn delete_credential(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str) -> sqlx::Result<bool> {
+    pub async fn delete_credential(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<bool> {
         // Deleted destinations keep their row for the delivery log; they let go of the credential.
         sqlx::query(
             "UPDATE destinations SET credential_id = NULL
@@ -140,12 +170,14 @@ impl Store {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-        let done = sqlx::query("DELETE FROM credentials WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3")
-            .bind(scope.tenant_id())
-            .bind(scope.sub_tenant_id())
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM credentials WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3",
+        )
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }

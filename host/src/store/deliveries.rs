@@ -102,13 +102,19 @@ pub struct ReplayFilter {
 
 pub const TEST_EVENT_TYPE: &str = "pushrail.test";
 
-const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
      d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at";
 
 impl Store {
     /// Claims up to `limit` due deliveries (pending and due, or delivering with a lapsed lease)
     /// for `owner` in one statement, so two workers never hold the same delivery at once.
-    pub async fn claim_due(&self, owner: &str, lease_ms: i64, limit: i64) -> sqlx::Result<Vec<ClaimedDelivery>> {
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<ClaimedDelivery>> {
         let now = clock::now_ms();
         let mut tx = self.begin().await?;
         let ids: Vec<String> = sqlx::query_scalar(
@@ -178,7 +184,9 @@ impl Store {
         .bind(destination_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(destination_type) = destination_type else { return Ok(None) };
+        let Some(destination_type) = destination_type else {
+            return Ok(None);
+        };
         sqlx::query(
             "INSERT INTO events (id, tenant_id, sub_tenant_id, type, payload, occurred_at, created_at, deliveries)
              VALUES ($1, $2, $3, $4, $5, $6, $6, 1)",
@@ -221,17 +229,25 @@ impl Store {
         }))
     }
 
-    pub async fn list_deliveries(&self, scope: &Scope, filter: &DeliveryFilter) -> sqlx::Result<Vec<DeliveryRow>> {
+    pub async fn list_deliveries(
+        &self,
+        scope: &Scope,
+        filter: &DeliveryFilter,
+    ) -> sqlx::Result<Vec<DeliveryRow>> {
         let mut query = QueryBuilder::<Db>::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.tenant_id = "
         ));
         query.push_bind(scope.tenant_id().to_owned());
-        query.push(" AND d.sub_tenant_id = ").push_bind(scope.sub_tenant_id().to_owned());
+        query
+            .push(" AND d.sub_tenant_id = ")
+            .push_bind(scope.sub_tenant_id().to_owned());
         if let Some(status) = &filter.status {
             query.push(" AND d.status = ").push_bind(status.clone());
         }
         if let Some(destination_id) = &filter.destination_id {
-            query.push(" AND d.destination_id = ").push_bind(destination_id.clone());
+            query
+                .push(" AND d.destination_id = ")
+                .push_bind(destination_id.clone());
         }
         if let Some(event_type) = &filter.event_type {
             query.push(" AND e.type = ").push_bind(event_type.clone());
@@ -245,11 +261,17 @@ impl Store {
         if let Some(before) = &filter.before_id {
             query.push(" AND d.id < ").push_bind(before.clone());
         }
-        query.push(" ORDER BY d.id DESC LIMIT ").push_bind(filter.limit);
+        query
+            .push(" ORDER BY d.id DESC LIMIT ")
+            .push_bind(filter.limit);
         query.build_query_as().fetch_all(&self.read).await
     }
 
-    pub async fn get_delivery(&self, scope: &Scope, id: &str) -> sqlx::Result<Option<(DeliveryRow, Vec<AttemptRow>)>> {
+    pub async fn get_delivery(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<Option<(DeliveryRow, Vec<AttemptRow>)>> {
         let row: Option<DeliveryRow> = sqlx::query_as(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
              WHERE d.tenant_id = $1 AND d.sub_tenant_id = $2 AND d.id = $3"
@@ -272,7 +294,12 @@ impl Store {
 
     /// Queues one finished delivery again. `None` when it does not exist in this scope,
     /// `Some(false)` when it is still pending or in flight.
-    pub async fn replay_delivery(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str) -> sqlx::Result<Option<bool>> {
+    pub async fn replay_delivery(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<Option<bool>> {
         let status: Option<String> = sqlx::query_scalar(
             "SELECT status FROM deliveries WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3",
         )
@@ -302,13 +329,26 @@ impl Store {
     }
 
     /// Queues again every delivery of the window in the given status; returns how many.
-    pub async fn replay_window(&self, tx: &mut Tx<'_>, scope: &Scope, filter: &ReplayFilter) -> sqlx::Result<u64> {
+    pub async fn replay_window(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        filter: &ReplayFilter,
+    ) -> sqlx::Result<u64> {
         let now = clock::now_ms();
-        let mut query = QueryBuilder::<Db>::new("UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = ");
+        let mut query = QueryBuilder::<Db>::new(
+            "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = ",
+        );
         query.push_bind(now).push(", updated_at = ").push_bind(now);
-        query.push(" WHERE tenant_id = ").push_bind(scope.tenant_id().to_owned());
-        query.push(" AND sub_tenant_id = ").push_bind(scope.sub_tenant_id().to_owned());
-        query.push(" AND status = ").push_bind(filter.status.clone());
+        query
+            .push(" WHERE tenant_id = ")
+            .push_bind(scope.tenant_id().to_owned());
+        query
+            .push(" AND sub_tenant_id = ")
+            .push_bind(scope.sub_tenant_id().to_owned());
+        query
+            .push(" AND status = ")
+            .push_bind(filter.status.clone());
         query.push(" AND created_at >= ").push_bind(filter.since);
         query.push(" AND created_at < ").push_bind(filter.until);
         query.push(" AND destination_id IN (SELECT id FROM destinations WHERE deleted_at IS NULL AND tenant_id = ")
@@ -322,7 +362,14 @@ impl Store {
         Ok(query.build().execute(&mut **tx).await?.rows_affected())
     }
 
-    pub async fn insert_replay(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str, request: &str, deliveries: i64) -> sqlx::Result<()> {
+    pub async fn insert_replay(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        id: &str,
+        request: &str,
+        deliveries: i64,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO replays (id, tenant_id, sub_tenant_id, request, deliveries, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -47,7 +47,12 @@ pub struct FanoutTarget {
 const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, created_at, updated_at";
 
 impl Store {
-    pub async fn insert_destination(&self, tx: &mut Tx<'_>, scope: &Scope, new: &NewDestination<'_>) -> sqlx::Result<()> {
+    pub async fn insert_destination(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        new: &NewDestination<'_>,
+    ) -> sqlx::Result<()> {
         let now = clock::now_ms();
         sqlx::query(
             "INSERT INTO destinations
@@ -80,7 +85,11 @@ impl Store {
         .await
     }
 
-    pub async fn get_destination(&self, scope: &Scope, id: &str) -> sqlx::Result<Option<DestinationRow>> {
+    pub async fn get_destination(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<Option<DestinationRow>> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM destinations
              WHERE tenant_id = $1 AND sub_tenant_id = $2 AND id = $3 AND deleted_at IS NULL"
@@ -93,7 +102,11 @@ impl Store {
     }
 
     /// Destinations by id for the engine; a deleted one comes back too, so its work can be closed.
-    pub async fn destinations_for_delivery(&self, scope: &Scope, ids: &[String]) -> sqlx::Result<Vec<(DestinationRow, bool)>> {
+    pub async fn destinations_for_delivery(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+    ) -> sqlx::Result<Vec<(DestinationRow, bool)>> {
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
             let row: Option<DestinationWithDeleted> = sqlx::query_as(&format!(
@@ -111,7 +124,13 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn update_destination(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str, patch: &DestinationPatch<'_>) -> sqlx::Result<bool> {
+    pub async fn update_destination(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        id: &str,
+        patch: &DestinationPatch<'_>,
+    ) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE destinations SET name = $1, config = $2, credential_id = $3, event_types = $4, enabled = $5, updated_at = $6
              WHERE tenant_id = $7 AND sub_tenant_id = $8 AND id = $9 AND deleted_at IS NULL",
@@ -131,7 +150,12 @@ impl Store {
     }
 
     /// Soft delete: the delivery log keeps naming the destination. Pending work is closed as failed.
-    pub async fn delete_destination(&self, tx: &mut Tx<'_>, scope: &Scope, id: &str) -> sqlx::Result<bool> {
+    pub async fn delete_destination(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+        id: &str,
+    ) -> sqlx::Result<bool> {
         let now = clock::now_ms();
         let done = sqlx::query(
             "UPDATE destinations SET deleted_at = $1, enabled = $2
@@ -160,7 +184,11 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn fanout_targets(&self, tx: &mut Tx<'_>, scope: &Scope) -> sqlx::Result<Vec<FanoutTarget>> {
+    pub async fn fanout_targets(
+        &self,
+        tx: &mut Tx<'_>,
+        scope: &Scope,
+    ) -> sqlx::Result<Vec<FanoutTarget>> {
         sqlx::query_as(
             "SELECT id, event_types FROM destinations
              WHERE tenant_id = $1 AND sub_tenant_id = $2 AND enabled = $3 AND deleted_at IS NULL",

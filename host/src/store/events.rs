@@ -61,7 +61,11 @@ impl Store {
                 .await?;
                 match earlier {
                     Some((id, n, created_at)) if now - created_at < IDEMPOTENCY_WINDOW_MS => {
-                        results.push(IngestedEvent { event_id: id, deliveries: n, duplicate: true });
+                        results.push(IngestedEvent {
+                            event_id: id,
+                            deliveries: n,
+                            duplicate: true,
+                        });
                         continue;
                     }
                     Some((id, ..)) => {
@@ -74,10 +78,14 @@ impl Store {
                 }
                 // A key repeated inside this call answers with the first occurrence.
                 if let Some((first, _)) = fresh.iter().find(|(i, _)| {
-                    events[*i].idempotency_key.as_ref() == Some(key) && events[*i].scope == event.scope
+                    events[*i].idempotency_key.as_ref() == Some(key)
+                        && events[*i].scope == event.scope
                 }) {
                     let first = &results[*first];
-                    results.push(IngestedEvent { duplicate: true, ..first.clone() });
+                    results.push(IngestedEvent {
+                        duplicate: true,
+                        ..first.clone()
+                    });
                     continue;
                 }
             }
@@ -92,7 +100,11 @@ impl Store {
             };
             let event_id = ids::new(ids::EVENT);
             let mut n = 0;
-            for target in targets[position].1.iter().filter(|t| matches(t, &event.event_type)) {
+            for target in targets[position]
+                .1
+                .iter()
+                .filter(|t| matches(t, &event.event_type))
+            {
                 deliveries.push(NewDelivery {
                     id: ids::new(ids::DELIVERY),
                     event: index,
@@ -102,7 +114,11 @@ impl Store {
                 n += 1;
             }
             fresh.push((index, event_id.clone()));
-            results.push(IngestedEvent { event_id, deliveries: n, duplicate: false });
+            results.push(IngestedEvent {
+                event_id,
+                deliveries: n,
+                duplicate: false,
+            });
         }
 
         for chunk in fresh.chunks(INSERT_CHUNK) {
@@ -146,4 +162,3 @@ impl Store {
         Ok(results)
     }
 }
-

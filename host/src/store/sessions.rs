@@ -60,7 +60,11 @@ impl Store {
     }
 
     /// Read from the write connection: a revocation must be seen by the very next request.
-    pub async fn check_session(&self, sid: &str, sub_tenant_id: &str) -> sqlx::Result<SessionCheck> {
+    pub async fn check_session(
+        &self,
+        sid: &str,
+        sub_tenant_id: &str,
+    ) -> sqlx::Result<SessionCheck> {
         let row: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT s.tenant_id, s.revoked_at, t.deleted_at FROM sessions s
              JOIN sub_tenants t ON t.id = s.sub_tenant_id
@@ -77,13 +81,18 @@ impl Store {
         })
     }
 
-    pub async fn revoke_session(&self, tenant_id: &str, session_id: &str) -> sqlx::Result<Option<String>> {
-        let sub: Option<String> =
-            sqlx::query_scalar("SELECT sub_tenant_id FROM sessions WHERE id = $1 AND tenant_id = $2")
-                .bind(session_id)
-                .bind(tenant_id)
-                .fetch_optional(&self.read)
-                .await?;
+    pub async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        session_id: &str,
+    ) -> sqlx::Result<Option<String>> {
+        let sub: Option<String> = sqlx::query_scalar(
+            "SELECT sub_tenant_id FROM sessions WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(session_id)
+        .bind(tenant_id)
+        .fetch_optional(&self.read)
+        .await?;
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
         )
@@ -95,7 +104,11 @@ impl Store {
         Ok(sub)
     }
 
-    pub async fn revoke_sub_tenant_sessions(&self, tenant_id: &str, sub_tenant_id: &str) -> sqlx::Result<u64> {
+    pub async fn revoke_sub_tenant_sessions(
+        &self,
+        tenant_id: &str,
+        sub_tenant_id: &str,
+    ) -> sqlx::Result<u64> {
         let now = clock::now_ms();
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1

@@ -35,7 +35,11 @@ impl Store {
     }
 
     /// The sub-tenant's id, creating it on first use.
-    pub async fn ensure_sub_tenant(&self, tenant_id: &str, external_id: &str) -> sqlx::Result<String> {
+    pub async fn ensure_sub_tenant(
+        &self,
+        tenant_id: &str,
+        external_id: &str,
+    ) -> sqlx::Result<String> {
         if let Some(id) = self.find_sub_tenant(tenant_id, external_id).await? {
             return Ok(id);
         }
@@ -56,7 +60,11 @@ impl Store {
             .await
     }
 
-    pub async fn find_sub_tenant(&self, tenant_id: &str, external_id: &str) -> sqlx::Result<Option<String>> {
+    pub async fn find_sub_tenant(
+        &self,
+        tenant_id: &str,
+        external_id: &str,
+    ) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar(
             "SELECT id FROM sub_tenants WHERE tenant_id = $1 AND external_id = $2 AND deleted_at IS NULL",
         )

@@ -94,15 +94,25 @@ impl Destination for Webhook {
         }
         for name in config.headers.keys() {
             if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                errors.push(field(&format!("headers.{name}"), "this header is set by Pushrail"));
-            } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                errors.push(field(
+                    &format!("headers.{name}"),
+                    "this header is set by Pushrail",
+                ));
+            } else if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
                 errors.push(field(&format!("headers.{name}"), "not a valid header name"));
             }
         }
         errors
     }
 
-    fn deliver(config: Config, credential: Option<Credential>, events: Vec<Event>) -> DeliveryResult {
+    fn deliver(
+        config: Config,
+        credential: Option<Credential>,
+        events: Vec<Event>,
+    ) -> DeliveryResult {
         let auth = Auth::from_credential(credential.as_ref())?;
         let mut delivered = Delivered::default();
         for event in events {
@@ -123,8 +133,8 @@ impl Auth {
         let Some(credential) = credential else {
             return Ok(Self::None);
         };
-        let secret: serde_json::Value = serde_json::from_str(&credential.secret)
-            .permanent("credential is not valid JSON")?;
+        let secret: serde_json::Value =
+            serde_json::from_str(&credential.secret).permanent("credential is not valid JSON")?;
         let text = |key: &str| {
             secret[key]
                 .as_str()
@@ -138,9 +148,16 @@ impl Auth {
             "basic" => {
                 use base64::Engine as _;
                 let pair = format!("{}:{}", text("username")?, text("password")?);
-                Self::Header(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+                Self::Header(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
             }
-            other => return Err(Failure::permanent(format!("credential kind {other} is not supported"))),
+            other => {
+                return Err(Failure::permanent(format!(
+                    "credential kind {other} is not supported"
+                )))
+            }
         })
     }
 }
@@ -168,7 +185,10 @@ fn post(config: &Config, auth: &Auth, event: &Event) -> DeliveryResult {
     match auth {
         Auth::None => {}
         Auth::Sign(signer) => {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             request = request
                 .header("webhook-timestamp", now.to_string())
                 .header("webhook-signature", signer.sign(&event.id, now, &body));
@@ -179,7 +199,10 @@ fn post(config: &Config, auth: &Auth, event: &Event) -> DeliveryResult {
 }
 
 fn field(name: &str, message: &str) -> FieldError {
-    FieldError { field: name.to_owned(), message: message.to_owned() }
+    FieldError {
+        field: name.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 export_destination!(Webhook);

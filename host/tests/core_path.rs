@@ -1,0 +1,458 @@
+//! The core path, end to end through the real binary: an event in, a signed webhook out.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{eventually, verify_with_standardwebhooks, Host, Receiver, SECRET};
+use serde_json::json;
+
+const FAST_RETRIES: &[&str] = &["--retry-schedule", "0s,200ms,200ms,200ms"];
+
+#[tokio::test]
+async fn published_events_arrive_signed_and_verifiable() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust_42").await;
+    let destination = customer.webhook(&receiver.url, SECRET).await;
+    assert_eq!(destination["type"], "webhook");
+    assert_eq!(destination["enabled"], true);
+
+    let mut event_ids = BTreeSet::new();
+    for i in 0..3 {
+        let answer = vendor
+            .publish("cust_42", "order.created", json!({ "order": i }))
+            .await;
+        assert_eq!(answer["deliveries"], 1);
+        event_ids.insert(answer["event_id"].as_str().unwrap().to_owned());
+    }
+    let (status, batch) = vendor
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({ "events": [
+                { "external_id": "cust_42", "type": "order.paid", "payload": { "order": 10 } },
+                { "external_id": "cust_42", "type": "order.paid", "payload": { "order": 11 } }
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{batch}");
+    for result in batch["results"].as_array().unwrap() {
+        assert_eq!(result["deliveries"], 1);
+        event_ids.insert(result["event_id"].as_str().unwrap().to_owned());
+    }
+
+    eventually("five webhooks", Duration::from_secs(20), || async {
+        (receiver.count() >= 5).then_some(())
+    })
+    .await;
+    let requests = receiver.requests();
+    let received: BTreeSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        received, event_ids,
+        "every event arrives once, with its event id as webhook-id"
+    );
+    assert_eq!(verify_with_standardwebhooks(SECRET, &requests), 5);
+    let first = requests
+        .iter()
+        .find(|r| r.json()["data"]["order"] == 0)
+        .unwrap();
+    assert_eq!(first.json()["type"], "order.created");
+    assert_eq!(first.header("content-type"), Some("application/json"));
+
+    // A wrong secret must not verify: the check above could not pass by accident.
+    let verifier = std::panic::catch_unwind(|| {
+        verify_with_standardwebhooks("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &requests[..1])
+    });
+    assert!(verifier.is_err(), "a different secret must be refused");
+
+    let log = eventually(
+        "all deliveries succeeded",
+        Duration::from_secs(10),
+        || async {
+            let items = customer.deliveries("?status=succeeded").await;
+            (items.len() == 5).then_some(items)
+        },
+    )
+    .await;
+    let detail = customer.delivery(log[0]["id"].as_str().unwrap()).await;
+    assert_eq!(detail["attempts"][0]["outcome"], "succeeded");
+    assert_eq!(detail["attempts"][0]["status_code"], 200);
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_created_and_used_but_never_shown() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let destination = customer
+        .create(
+            "/embed/v1/destinations",
+            json!({ "type": "webhook", "name": "d", "config": { "url": receiver.url } }),
+        )
+        .await;
+    let credential_id = destination["credential_id"]
+        .as_str()
+        .expect("a signing secret was generated");
+    let (_, credentials) = customer.call("GET", "/embed/v1/credentials", None).await;
+    let listed = &credentials["items"][0];
+    assert_eq!(listed["id"], credential_id);
+    assert_eq!(listed["kind"], "webhook_secret");
+    assert!(listed.get("secret").is_none() && !credentials.to_string().contains("whsec_"));
+    vendor.publish("c", "a.b", json!({})).await;
+    eventually("a webhook", Duration::from_secs(10), || async {
+        (receiver.count() == 1).then_some(())
+    })
+    .await;
+    assert!(receiver.requests()[0]
+        .header("webhook-signature")
+        .unwrap()
+        .starts_with("v1,"));
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_until_success() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[500, 500]);
+    let host = Host::start(FAST_RETRIES).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    let event = vendor
+        .publish("c", "order.created", json!({ "n": 1 }))
+        .await;
+
+    let delivery = eventually(
+        "succeeded after retries",
+        Duration::from_secs(20),
+        || async {
+            let items = customer.deliveries("").await;
+            items.into_iter().find(|d| d["status"] == "succeeded")
+        },
+    )
+    .await;
+    assert_eq!(delivery["event_id"], event["event_id"]);
+    let detail = customer.delivery(delivery["id"].as_str().unwrap()).await;
+    let attempts = detail["attempts"].as_array().unwrap();
+    let outcomes: Vec<_> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["n"].as_i64().unwrap(),
+                a["outcome"].clone(),
+                a["status_code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, json!("retryable_error"), json!(500)),
+            (2, json!("retryable_error"), json!(500)),
+            (3, json!("succeeded"), json!(200)),
+        ]
+    );
+    assert_eq!(detail["attempt_count"], 3);
+    assert_eq!(receiver.count(), 3);
+    // Every retry carries the same webhook-id, so receivers can deduplicate.
+    let ids: BTreeSet<_> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test]
+async fn a_schedule_that_runs_out_ends_failed() {
+    let receiver = Receiver::start().await;
+    receiver.set_default(503);
+    let host = Host::start(&["--retry-schedule", "0s,100ms"]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    vendor.publish("c", "x.y", json!({})).await;
+    let failed = eventually("failed", Duration::from_secs(20), || async {
+        customer
+            .deliveries("?status=failed")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(failed["attempt_count"], 2);
+    assert!(failed["next_attempt_at"].is_null());
+}
+
+#[tokio::test]
+async fn a_permanent_failure_fails_at_once_and_a_replay_delivers_it() {
+    let receiver = Receiver::start().await;
+    receiver.set_default(400);
+    let host = Host::start(FAST_RETRIES).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    vendor
+        .publish("c", "order.created", json!({ "n": 1 }))
+        .await;
+
+    let failed = eventually("failed", Duration::from_secs(20), || async {
+        customer
+            .deliveries("?status=failed")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let id = failed["id"].as_str().unwrap().to_owned();
+    let detail = customer.delivery(&id).await;
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 1, "{detail}");
+    assert_eq!(detail["attempts"][0]["outcome"], "permanent_error");
+    assert_eq!(detail["attempts"][0]["status_code"], 400);
+
+    receiver.set_default(200);
+    let (status, replay) = customer
+        .call(
+            "POST",
+            "/embed/v1/replays",
+            Some(json!({ "delivery_id": id })),
+        )
+        .await;
+    assert_eq!(status, 202, "{replay}");
+    assert_eq!(replay["deliveries"], 1);
+    assert!(replay["replay_id"].as_str().unwrap().starts_with("rpl_"));
+
+    let detail = eventually(
+        "replayed delivery succeeded",
+        Duration::from_secs(20),
+        || async {
+            let detail = customer.delivery(&id).await;
+            (detail["status"] == "succeeded").then_some(detail)
+        },
+    )
+    .await;
+    let outcomes: Vec<_> = detail["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, vec![json!("permanent_error"), json!("succeeded")]);
+    assert_eq!(receiver.count(), 2);
+}
+
+#[tokio::test]
+async fn a_window_replay_requeues_only_failures_of_that_window() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(FAST_RETRIES).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    receiver.script(&[200]);
+    vendor.publish("c", "ok.event", json!({})).await;
+    eventually("first delivered", Duration::from_secs(10), || async {
+        (receiver.count() == 1).then_some(())
+    })
+    .await;
+    receiver.set_default(422);
+    for _ in 0..3 {
+        vendor.publish("c", "bad.event", json!({})).await;
+    }
+    eventually("three failed", Duration::from_secs(20), || async {
+        (customer.deliveries("?status=failed").await.len() == 3).then_some(())
+    })
+    .await;
+    receiver.set_default(200);
+    let (status, replay) = customer
+        .call(
+            "POST",
+            "/embed/v1/replays",
+            Some(json!({ "since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{replay}");
+    assert_eq!(replay["deliveries"], 3, "only the failed ones are replayed");
+    eventually("all succeeded", Duration::from_secs(20), || async {
+        (customer.deliveries("?status=succeeded").await.len() == 4).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.count(), 1 + 3 + 3);
+}
+
+#[tokio::test]
+async fn killing_the_host_loses_no_event() {
+    let receiver = Receiver::start().await;
+    receiver.set_default(503);
+    let mut host = Host::start(&[
+        "--retry-schedule",
+        "0s,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
+        "--lease",
+        "2s",
+    ])
+    .await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    let events: Vec<_> = (0..50)
+        .map(|i| json!({ "external_id": "c", "type": "order.created", "payload": { "i": i } }))
+        .collect();
+    let (status, answer) = vendor
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let expected: BTreeSet<String> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    eventually("first attempts", Duration::from_secs(20), || async {
+        (receiver.count() >= 20).then_some(())
+    })
+    .await;
+
+    host.kill();
+    receiver.set_default(200);
+    host.restart().await;
+
+    eventually(
+        "every event delivered after the restart",
+        Duration::from_secs(60),
+        || async {
+            let delivered: BTreeSet<String> = receiver
+                .requests()
+                .iter()
+                .filter(|r| r.header("webhook-id").is_some())
+                .map(|r| r.header("webhook-id").unwrap().to_owned())
+                .collect();
+            expected.is_subset(&delivered).then_some(())
+        },
+    )
+    .await;
+    let customer = vendor.session("c").await;
+    eventually("the log agrees", Duration::from_secs(20), || async {
+        (customer
+            .deliveries("?status=succeeded&limit=500")
+            .await
+            .len()
+            == 50)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_test_endpoint_delivers_a_real_event_and_logs_it() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let destination = customer.webhook(&receiver.url, SECRET).await;
+    let id = destination["id"].as_str().unwrap();
+    let (status, answer) = customer
+        .call(
+            "POST",
+            &format!("/embed/v1/destinations/{id}/test"),
+            Some(json!({ "payload": { "hello": "world" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["attempt"]["outcome"], "succeeded");
+    assert_eq!(answer["attempt"]["n"], 1);
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(
+        receiver.requests()[0].json()["data"],
+        json!({ "hello": "world" })
+    );
+    assert_eq!(
+        verify_with_standardwebhooks(SECRET, &receiver.requests()),
+        1
+    );
+    let log = customer.deliveries("?event_type=pushrail.test").await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn event_type_globs_and_disabled_destinations_decide_fan_out() {
+    let orders = Receiver::start().await;
+    let everything = Receiver::start().await;
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer
+        .create("/embed/v1/destinations", json!({ "type": "webhook", "name": "orders", "config": { "url": orders.url }, "event_types": ["order.*"] }))
+        .await;
+    let all = customer
+        .create(
+            "/embed/v1/destinations",
+            json!({ "type": "webhook", "name": "all", "config": { "url": everything.url } }),
+        )
+        .await;
+    assert_eq!(
+        vendor.publish("c", "order.created", json!({})).await["deliveries"],
+        2
+    );
+    assert_eq!(
+        vendor.publish("c", "invoice.paid", json!({})).await["deliveries"],
+        1
+    );
+    eventually("deliveries", Duration::from_secs(10), || async {
+        (orders.count() == 1 && everything.count() == 2).then_some(())
+    })
+    .await;
+    let (status, patched) = customer
+        .call(
+            "PATCH",
+            &format!("/embed/v1/destinations/{}", all["id"].as_str().unwrap()),
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(
+        vendor.publish("c", "invoice.paid", json!({})).await["deliveries"],
+        0
+    );
+    // Another customer's events never reach this customer's destinations.
+    assert_eq!(
+        vendor
+            .publish("someone-else", "order.created", json!({}))
+            .await["deliveries"],
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((orders.count(), everything.count()), (1, 2));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_answers_the_first_event() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    let body =
+        json!({ "external_id": "c", "type": "order.created", "payload": {}, "id": "order-1" });
+    let (_, first) = vendor.call("POST", "/v1/events", Some(body.clone())).await;
+    let (status, second) = vendor.call("POST", "/v1/events", Some(body)).await;
+    assert_eq!(status, 202);
+    assert_eq!(first, second);
+    eventually("one delivery", Duration::from_secs(10), || async {
+        (receiver.count() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(customer.deliveries("").await.len(), 1);
+}
