@@ -109,25 +109,32 @@ pub mod prelude {
 #[macro_export]
 macro_rules! export_destination {
     ($plugin:ty) => {
+        // Exports only exist in the component; native builds (unit tests of a plugin's logic)
+        // link without them.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
-        pub struct __PushrailExport;
+        mod __pushrail_export {
+            use super::*;
 
-        impl $crate::bindings::exports::pushrail::destination::plugin::Guest for __PushrailExport {
-            fn describe() -> $crate::bindings::pushrail::destination::types::DestinationType {
-                $crate::__glue::describe::<$plugin>()
+            pub struct Export;
+
+            impl $crate::bindings::exports::pushrail::destination::plugin::Guest for Export {
+                fn describe() -> $crate::bindings::pushrail::destination::types::DestinationType {
+                    $crate::__glue::describe::<$plugin>()
+                }
+
+                fn validate(config: ::std::string::String) -> ::std::vec::Vec<$crate::FieldError> {
+                    $crate::__glue::validate::<$plugin>(&config)
+                }
+
+                fn deliver(
+                    request: $crate::bindings::pushrail::destination::types::DeliveryRequest,
+                ) -> ::std::result::Result<$crate::Delivered, $crate::Failure> {
+                    $crate::__glue::deliver::<$plugin>(request)
+                }
             }
 
-            fn validate(config: ::std::string::String) -> ::std::vec::Vec<$crate::FieldError> {
-                $crate::__glue::validate::<$plugin>(&config)
-            }
-
-            fn deliver(
-                request: $crate::bindings::pushrail::destination::types::DeliveryRequest,
-            ) -> ::std::result::Result<$crate::Delivered, $crate::Failure> {
-                $crate::__glue::deliver::<$plugin>(request)
-            }
+            $crate::bindings::__export_destination_world!(Export with_types_in $crate::bindings);
         }
-
-        $crate::bindings::__export_destination_world!(__PushrailExport with_types_in $crate::bindings);
     };
 }
