@@ -47,9 +47,12 @@ ensure_python() {
     log "creating the Python venv for test peers at $VENV"
     python3 -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+  # Reinstall only when the requirements changed since the last install into this venv.
+  local stamp="$VENV/.pushrail-requirements"
+  if ! cmp -s "$ROOT/scripts/requirements-test.txt" "$stamp"; then
     log "installing Python test dependencies"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
+    cp "$ROOT/scripts/requirements-test.txt" "$stamp"
   fi
   export PUSHRAIL_TEST_PYTHON="$VENV/bin/python"
 }
