@@ -34,6 +34,39 @@ enum Command {
     /// Manages tenants (vendors).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Rotates the master key and the session signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspects destination plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-wraps every data key under a new master key. Embedded default: generates the new key
+    /// into the key file. With PUSHRAIL_MASTER_KEY: re-wraps under it; keys named by
+    /// PUSHRAIL_MASTER_KEY_PREVIOUS must still be given until this has run.
+    Rotate,
+    /// Starts signing sessions with a new key; tokens signed by the old one stay valid until they
+    /// expire.
+    RotateSigning,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// Loads every plugin in the plugins dir and lists the types.
+    List {
+        #[arg(long, env = "PUSHRAIL_PLUGINS_DIR", default_value = "plugins/dist")]
+        plugins_dir: std::path::PathBuf,
+    },
+    /// Loads one component, prints its type, schemas and imports, and runs its `validate` on a
+    /// sample config (built from the schema's defaults unless given).
+    Check {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        config: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +91,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::json!({ "tenant_id": tenant_id, "api_key": api_key })
             );
             Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => rotate_master_key(&cli.store).await,
+        Command::Keys(KeysCommand::RotateSigning) => {
+            let store = open_store(&cli.store).await?;
+            let vault = Arc::new(Vault::from_env(
+                &cli.store.data_dir,
+                cli.store.database_url.is_none(),
+            )?);
+            let kid = SessionSigner::load(store, vault).await?.rotate().await?;
+            println!("{}", serde_json::json!({ "signing_kid": kid }));
+            Ok(())
+        }
+        Command::Plugins(PluginsCommand::List { plugins_dir }) => {
+            let host = inspection_host(&cli.store, &plugins_dir).await?;
+            for plugin in host.plugins() {
+                println!(
+                    "{}\t{}\t{}",
+                    plugin.info.id,
+                    plugin.info.name,
+                    plugin.source.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Plugins(PluginsCommand::Check { file, config }) => {
+            check_plugin(&cli.store, &file, config).await
         }
     }
 }
@@ -136,4 +195,137 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// Moves every sealed secret onto a new master key, then forgets the old ones.
+async fn rotate_master_key(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = open_store(args).await?;
+    let vault = Arc::new(Vault::from_env(
+        &args.data_dir,
+        args.database_url.is_none(),
+    )?);
+    if vault.key_file().is_some() {
+        vault.promote(crate::vault::MasterKey::generate())?;
+    }
+    let signer = SessionSigner::load(store.clone(), vault.clone()).await?;
+    let mut credentials = 0;
+    // Repeat until a pass finds nothing: a live server may seal a new secret under the old key
+    // until it notices the new key file.
+    loop {
+        let pending = store
+            .credentials_not_under(&vault.current_kid(), 500)
+            .await?;
+        if pending.is_empty() {
+            break;
+        }
+        for row in pending {
+            let context = crate::credentials::context(&row.scope, &row.id);
+            let rewrapped = vault
+                .rewrap(&context, &row.sealed)
+                .with_context(|| format!("re-wrapping credential {}", row.id))?;
+            if store
+                .update_wrapped_key(&row.id, &row.sealed, &rewrapped)
+                .await?
+            {
+                credentials += 1;
+            }
+        }
+    }
+    let signing_keys = signer.rewrap_all().await?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stragglers = store.credentials_not_under(&vault.current_kid(), 1).await?;
+    anyhow::ensure!(
+        stragglers.is_empty(),
+        "a credential was sealed under the old key during the rotation; run keys rotate again"
+    );
+    if vault.key_file().is_some() {
+        vault.retire_previous()?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "master_kid": vault.current_kid(),
+            "credentials": credentials,
+            "signing_keys": signing_keys,
+        })
+    );
+    Ok(())
+}
+
+fn inspection_limits() -> SandboxLimits {
+    SandboxLimits {
+        memory_bytes: 64 << 20,
+        timeout: std::time::Duration::from_secs(10),
+        instances: 16,
+    }
+}
+
+async fn inspection_host(
+    args: &StoreArgs,
+    plugins_dir: &std::path::Path,
+) -> anyhow::Result<PluginHost> {
+    let mut host = PluginHost::new(
+        EgressPolicy::default(),
+        NetLimits::default(),
+        inspection_limits(),
+    )?;
+    host.load_dir(plugins_dir, &args.data_dir.join("plugin-cache"))
+        .await?;
+    Ok(host)
+}
+
+async fn check_plugin(
+    args: &StoreArgs,
+    file: &std::path::Path,
+    config: Option<String>,
+) -> anyhow::Result<()> {
+    let mut host = PluginHost::new(
+        EgressPolicy::default(),
+        NetLimits::default(),
+        inspection_limits(),
+    )?;
+    let info = host.load(file, &args.data_dir.join("plugin-cache")).await?;
+    let plugin = host.get(&info.id).context("the plugin did not register")?;
+    let sample = match config {
+        Some(text) => serde_json::from_str(&text).context("--config is not JSON")?,
+        None => sample_config(&info.config_schema),
+    };
+    let mut errors = plugin.check_schema(&sample);
+    if errors.is_empty() {
+        errors = host.validate(&plugin, &sample.to_string()).await?;
+    }
+    let report = serde_json::json!({
+        "type": info.id,
+        "name": info.name,
+        "description": info.description,
+        "wit": "pushrail:destination@0.1.0",
+        "max_batch_size": info.max_batch_size,
+        "credential_kinds": info.credential_kinds,
+        "config_schema": info.config_schema,
+        "credential_schema": info.credential_schema,
+        "imports": plugin.imports,
+        "sample_config": sample,
+        "validate": errors
+            .iter()
+            .map(|e| serde_json::json!({ "field": e.field, "message": e.message }))
+            .collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// A config from the schema's `default`s and first `examples`, for a first `validate` run.
+fn sample_config(schema: &serde_json::Value) -> serde_json::Value {
+    let mut sample = serde_json::Map::new();
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, property) in properties {
+            if let Some(value) = property
+                .get("default")
+                .or_else(|| property["examples"].get(0))
+            {
+                sample.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    serde_json::Value::Object(sample)
 }

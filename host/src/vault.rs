@@ -7,7 +7,8 @@
 //! `keys rotate` re-wrap data keys under a new master key.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
@@ -16,13 +17,14 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 const NONCE_LEN: usize = 12;
 const KEY_FILE: &str = "master.key";
 
 pub struct MasterKey {
     kid: String,
+    bytes: Zeroizing<[u8; 32]>,
     cipher: Aes256Gcm,
     /// Keys the HMAC of credential fingerprints, derived so the master key itself never hashes data.
     fingerprint_key: Zeroizing<[u8; 32]>,
@@ -42,8 +44,11 @@ impl MasterKey {
             .chain_update(b"pushrail fingerprint key\0")
             .chain_update(bytes)
             .finalize();
+        let mut owned = Zeroizing::new([0u8; 32]);
+        owned.copy_from_slice(bytes);
         Ok(Self {
             kid,
+            bytes: owned,
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)),
             fingerprint_key: Zeroizing::new(derived.into()),
         })
@@ -60,6 +65,16 @@ impl MasterKey {
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(bytes.as_mut());
+        Self::from_bytes(bytes.as_ref()).expect("32 bytes")
+    }
+
+    fn duplicate(&self) -> Self {
+        Self::from_bytes(self.bytes.as_ref()).expect("32 bytes")
     }
 }
 
@@ -86,6 +101,15 @@ pub enum VaultError {
 }
 
 pub struct Vault {
+    keys: RwLock<Arc<Keys>>,
+    /// The embedded default's key file, re-read when a record names a key this host lacks:
+    /// `keys rotate` run beside a live server then needs no restart.
+    key_file: Option<PathBuf>,
+    /// When the key file was last read, so a rotation by another process is noticed before sealing.
+    loaded: std::sync::Mutex<Option<std::time::SystemTime>>,
+}
+
+struct Keys {
     current: MasterKey,
     /// Keys that may still be named by records not yet re-wrapped.
     previous: Vec<MasterKey>,
@@ -94,14 +118,18 @@ pub struct Vault {
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vault")
-            .field("current", &self.current.kid)
+            .field("current", &self.current_kid())
             .finish_non_exhaustive()
     }
 }
 
 impl Vault {
     pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Self {
-        Self { current, previous }
+        Self {
+            keys: RwLock::new(Arc::new(Keys { current, previous })),
+            key_file: None,
+            loaded: std::sync::Mutex::new(None),
+        }
     }
 
     /// The master key from `PUSHRAIL_MASTER_KEY`, or for the embedded default a key file in the
@@ -124,31 +152,116 @@ impl Vault {
         if !embedded {
             bail!("PUSHRAIL_MASTER_KEY must be set when using PostgreSQL");
         }
-        let current = load_or_create_key_file(&data_dir.join(KEY_FILE))?;
-        Ok(Self::new(current, previous))
+        let path = data_dir.join(KEY_FILE);
+        let (current, mut older) = load_or_create_key_file(&path)?;
+        older.extend(previous);
+        let vault = Self {
+            key_file: Some(path),
+            ..Self::new(current, older)
+        };
+        *vault.loaded.lock().expect("vault lock") = vault.key_file_mtime();
+        Ok(vault)
     }
 
-    pub fn current_kid(&self) -> &str {
-        &self.current.kid
+    fn key_file_mtime(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.key_file.as_ref()?)
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Re-reads the key file when another process (`keys rotate`) replaced it.
+    fn refresh(&self) {
+        let mtime = self.key_file_mtime();
+        let changed = *self.loaded.lock().expect("vault lock") != mtime;
+        if changed {
+            self.reload();
+        }
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        self.keys.read().expect("vault lock").clone()
+    }
+
+    fn set_keys(&self, current: MasterKey, previous: Vec<MasterKey>) {
+        *self.keys.write().expect("vault lock") = Arc::new(Keys { current, previous });
+    }
+
+    pub fn key_file(&self) -> Option<&Path> {
+        self.key_file.as_deref()
+    }
+
+    pub fn current_kid(&self) -> String {
+        self.keys().current.kid.clone()
+    }
+
+    /// Re-reads the key file; false when there is none or it could not be read.
+    fn reload(&self) -> bool {
+        let Some(path) = &self.key_file else {
+            return false;
+        };
+        let mtime = self.key_file_mtime();
+        match read_key_file(path) {
+            Ok(Some((current, previous))) => {
+                self.set_keys(current, previous);
+                *self.loaded.lock().expect("vault lock") = mtime;
+                tracing::info!(path = %path.display(), "reloaded the master key file");
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::error!(path = %path.display(), "reloading the master key file failed: {error:#}");
+                false
+            }
+        }
+    }
+
+    /// Makes `new` the current key, keeping every key this vault had for records not yet
+    /// re-wrapped, and writes the key file (newest first) when there is one.
+    pub fn promote(&self, new: MasterKey) -> anyhow::Result<()> {
+        let old = self.keys();
+        let previous: Vec<MasterKey> = std::iter::once(&old.current)
+            .chain(&old.previous)
+            .map(MasterKey::duplicate)
+            .collect();
+        if let Some(path) = &self.key_file {
+            write_key_file(path, std::iter::once(&new).chain(&previous))?;
+        }
+        self.set_keys(new, previous);
+        *self.loaded.lock().expect("vault lock") = self.key_file_mtime();
+        Ok(())
+    }
+
+    /// Forgets every key but the current one, once `rewrap` has moved every record onto it.
+    pub fn retire_previous(&self) -> anyhow::Result<()> {
+        let current = self.keys().current.duplicate();
+        if let Some(path) = &self.key_file {
+            write_key_file(path, std::iter::once(&current))?;
+        }
+        self.set_keys(current, Vec::new());
+        *self.loaded.lock().expect("vault lock") = self.key_file_mtime();
+        Ok(())
     }
 
     /// A short keyed hash of a secret: equal secrets get equal fingerprints, and without the
     /// master key nobody can test a guess against one.
     pub fn fingerprint(&self, secret: &[u8]) -> String {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.current.fingerprint_key.as_ref())
-            .expect("any key length");
+        let keys = self.keys();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(keys.current.fingerprint_key.as_ref())
+            .expect("HMAC takes any key length");
         mac.update(secret);
         format!("fp_{}", hex(&mac.finalize().into_bytes()[..6]))
     }
 
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Sealed {
+        self.refresh();
         let mut data_key = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(data_key.as_mut());
         let data_cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(data_key.as_ref()));
+        let keys = self.keys();
         Sealed {
-            master_kid: self.current.kid.clone(),
-            wrapped_key: seal_with(&self.current.cipher, &key_aad(context), data_key.as_ref()),
+            master_kid: keys.current.kid.clone(),
+            wrapped_key: seal_with(&keys.current.cipher, &key_aad(context), data_key.as_ref()),
             ciphertext: seal_with(&data_cipher, &data_aad(context), plaintext),
         }
     }
@@ -162,19 +275,31 @@ impl Vault {
     /// Re-wraps the data key under the current master key; the ciphertext is untouched.
     pub fn rewrap(&self, context: &str, sealed: &Sealed) -> Result<Sealed, VaultError> {
         let data_key = self.unwrap_key(context, sealed)?;
+        let keys = self.keys();
         Ok(Sealed {
-            master_kid: self.current.kid.clone(),
-            wrapped_key: seal_with(&self.current.cipher, &key_aad(context), &data_key),
+            master_kid: keys.current.kid.clone(),
+            wrapped_key: seal_with(&keys.current.cipher, &key_aad(context), &data_key),
             ciphertext: sealed.ciphertext.clone(),
         })
     }
 
     fn unwrap_key(&self, context: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        let master = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.kid == sealed.master_kid)
+        let find = |keys: &Keys| -> Option<Aes256Gcm> {
+            std::iter::once(&keys.current)
+                .chain(&keys.previous)
+                .find(|k| k.kid == sealed.master_kid)
+                .map(|k| k.cipher.clone())
+        };
+        let cipher = find(&self.keys())
+            .or_else(|| {
+                if self.reload() {
+                    find(&self.keys())
+                } else {
+                    None
+                }
+            })
             .ok_or_else(|| VaultError::UnknownMasterKey(sealed.master_kid.clone()))?;
-        let key = open_with(&master.cipher, &key_aad(context), &sealed.wrapped_key)?;
+        let key = open_with(&cipher, &key_aad(context), &sealed.wrapped_key)?;
         if key.len() != 32 {
             return Err(VaultError::Mismatch);
         }
@@ -223,35 +348,62 @@ fn open_with(
         .map_err(|_| VaultError::Mismatch)
 }
 
-fn load_or_create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        let text = Zeroizing::new(text);
-        return MasterKey::from_base64(&text)
-            .with_context(|| format!("reading {}", path.display()));
+/// The key file holds one base64 key per line, the current key first; the others are kept only
+/// while `keys rotate` moves records off them.
+fn read_key_file(path: &Path) -> anyhow::Result<Option<(MasterKey, Vec<MasterKey>)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut keys = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(MasterKey::from_base64)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if keys.is_empty() {
+        bail!("{} holds no key", path.display());
     }
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    OsRng.fill_bytes(bytes.as_mut());
-    let mut encoded = STANDARD.encode(bytes.as_ref());
-    write_private(path, encoded.as_bytes())?;
-    encoded.zeroize();
+    let current = keys.remove(0);
+    Ok(Some((current, keys)))
+}
+
+fn load_or_create_key_file(path: &Path) -> anyhow::Result<(MasterKey, Vec<MasterKey>)> {
+    if let Some(keys) = read_key_file(path)? {
+        return Ok(keys);
+    }
+    let key = MasterKey::generate();
+    write_key_file(path, std::iter::once(&key))?;
     tracing::warn!(
         path = %path.display(),
         "generated a master key file for the embedded default; production must set PUSHRAIL_MASTER_KEY"
     );
-    MasterKey::from_bytes(bytes.as_ref())
+    Ok((key, Vec::new()))
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+/// Writes the key file with mode 0600, atomically (a private temporary file renamed into place).
+fn write_key_file<'a>(
+    path: &Path,
+    keys: impl Iterator<Item = &'a MasterKey>,
+) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let mut contents = Zeroizing::new(String::new());
+    for key in keys {
+        contents.push_str(&STANDARD.encode(key.bytes.as_ref()));
+        contents.push('\n');
+    }
+    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents)?;
+        .open(&temp)
+        .with_context(|| format!("creating {}", temp.display()))?;
+    file.write_all(contents.as_bytes())?;
     file.sync_all()?;
+    std::fs::rename(&temp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 

@@ -67,6 +67,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(sessions::revoke),
         )
         .route(
+            "/sub-tenants/{external_id}",
+            axum::routing::delete(sessions::delete_sub_tenant),
+        )
+        .route(
             "/sub-tenants/{external_id}/revoke-sessions",
             post(sessions::revoke_sub_tenant),
         )

@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use super::extract::ApiJson;
 use super::AppState;
 use crate::auth::TenantPrincipal;
+use crate::auth::MAX_TTL_SECS;
 use crate::error::{ApiError, ApiResult};
 use crate::{clock, ids};
 
 const DEFAULT_TTL_SECS: i64 = 900;
-const MAX_TTL_SECS: i64 = 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,4 +137,18 @@ pub async fn revoke_sub_tenant(
 
 pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
     Json(state.sessions.jwks())
+}
+
+/// Offboards a customer (an extension of API.md): sessions end at once, secrets are destroyed.
+pub async fn delete_sub_tenant(
+    State(state): State<AppState>,
+    tenant: TenantPrincipal,
+    Path(external_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_sub_tenant(&tenant.tenant_id, &external_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("sub-tenant"))?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -80,6 +80,7 @@ impl FromRequestParts<AppState> for EmbedPrincipal {
         let claims = state
             .sessions
             .verify(token)
+            .await
             .map_err(|e| ApiError::unauthorized(e.code(), e.to_string()))?;
         // Checked in the database on every request: a revocation counts from the next one.
         match state.store.check_session(&claims.sid, &claims.sub).await? {

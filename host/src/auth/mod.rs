@@ -6,4 +6,4 @@ mod sessions;
 
 pub use api_keys::{generate_api_key, hash_api_key};
 pub use extract::{EmbedPrincipal, TenantPrincipal};
-pub use sessions::{Claims, SessionError, SessionSigner};
+pub use sessions::{Claims, SessionError, SessionSigner, MAX_TTL_SECS};

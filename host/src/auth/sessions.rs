@@ -19,6 +19,10 @@ use crate::{clock, ids};
 pub const ISSUER: &str = "pushrail";
 /// Tolerated clock skew between the host that minted a token and the one checking it.
 const LEEWAY_SECS: u64 = 5;
+/// The longest session a token can carry (API.md).
+pub const MAX_TTL_SECS: i64 = 3600;
+/// How often an unknown `kid` may trigger a reload of the keys (another host rotated them).
+const RELOAD_INTERVAL_MS: i64 = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +69,7 @@ pub struct SessionSigner {
     store: Store,
     vault: Arc<Vault>,
     keys: RwLock<(String, HashMap<String, Arc<Key>>)>,
+    last_reload: std::sync::atomic::AtomicI64,
 }
 
 impl SessionSigner {
@@ -73,6 +78,7 @@ impl SessionSigner {
             store,
             vault,
             keys: RwLock::new((String::new(), HashMap::new())),
+            last_reload: std::sync::atomic::AtomicI64::new(0),
         };
         if signer.store.signing_keys().await?.is_empty() {
             signer.rotate().await?;
@@ -95,16 +101,42 @@ impl SessionSigner {
             created_at: clock::now_ms(),
             retired_at: None,
         };
+        self.store.retire_signing_keys(row.created_at).await?;
         self.store.insert_signing_key(&row).await?;
         self.reload().await?;
         Ok(kid)
+    }
+
+    /// Re-wraps every signing key's private half under the vault's current master key.
+    pub async fn rewrap_all(&self) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for row in self.store.signing_keys().await? {
+            let sealed = decode_sealed(&row.private_key).context("sealed signing key")?;
+            if sealed.master_kid == self.vault.current_kid() {
+                continue;
+            }
+            let rewrapped = self
+                .vault
+                .rewrap(&context(&row.kid), &sealed)
+                .context("re-wrapping a signing key")?;
+            self.store
+                .update_signing_private_key(&row.kid, &encode_sealed(&rewrapped))
+                .await?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn reload(&self) -> anyhow::Result<()> {
         let rows = self.store.signing_keys().await?;
         let mut keys = HashMap::new();
         let mut newest = String::new();
+        // A retired key verifies until every token it signed has expired, then it is dropped.
+        let verifiable_since = clock::now_ms() - (MAX_TTL_SECS + LEEWAY_SECS as i64) * 1000;
         for row in rows {
+            if row.retired_at.is_some_and(|at| at < verifiable_since) {
+                continue;
+            }
             let public: [u8; 32] = row
                 .public_key
                 .as_slice()
@@ -164,7 +196,30 @@ impl SessionSigner {
     }
 
     /// Checks signature, algorithm, issuer and times. Revocation is the caller's next step.
-    pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+        match self.verify_with_loaded(token) {
+            Err(SessionError::UnknownKey) => {
+                use std::sync::atomic::Ordering;
+                let now = clock::now_ms();
+                let last = self.last_reload.load(Ordering::Relaxed);
+                if now - last < RELOAD_INTERVAL_MS
+                    || self
+                        .last_reload
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_err()
+                {
+                    return Err(SessionError::UnknownKey);
+                }
+                if let Err(error) = self.reload().await {
+                    tracing::error!("reloading signing keys failed: {error:#}");
+                }
+                self.verify_with_loaded(token)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_with_loaded(&self, token: &str) -> Result<Claims, SessionError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| SessionError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(SessionError::Invalid);

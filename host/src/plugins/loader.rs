@@ -15,6 +15,8 @@ use super::PluginInfo;
 /// longer deserializes anyway is compiled again.
 pub fn compile_cached(engine: &Engine, path: &Path, cache_dir: &Path) -> anyhow::Result<Component> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    std::fs::create_dir_all(cache_dir)
+        .with_context(|| format!("creating {}", cache_dir.display()))?;
     let digest = crate::vault::hex(&Sha256::digest(&bytes));
     let engine_hash = {
         use std::hash::{Hash as _, Hasher as _};

@@ -67,6 +67,8 @@ pub struct PluginInfo {
 pub struct Plugin {
     pub info: PluginInfo,
     pub source: std::path::PathBuf,
+    /// The interfaces the component imports, for `plugins check`.
+    pub imports: Vec<String>,
     config_validator: jsonschema::Validator,
     pre: bindings::DestinationPre<InvocationState>,
 }
@@ -171,7 +173,6 @@ impl PluginHost {
             }
         };
         paths.sort();
-        std::fs::create_dir_all(cache_dir)?;
         for path in paths {
             match self.load(&path, cache_dir).await {
                 Ok(info) => {
@@ -185,6 +186,11 @@ impl PluginHost {
 
     pub async fn load(&mut self, path: &Path, cache_dir: &Path) -> anyhow::Result<PluginInfo> {
         let component = loader::compile_cached(&self.engine, path, cache_dir)?;
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!("{e:#} (does it target pushrail:destination@0.1.0, and import only what that world offers?)")
         })?;
@@ -213,6 +219,7 @@ impl PluginHost {
         let plugin = Plugin {
             info: info.clone(),
             source: path.to_owned(),
+            imports,
             config_validator,
             pre,
         };

@@ -11,6 +11,7 @@ mod credentials;
 mod deliveries;
 mod destinations;
 mod events;
+mod keys;
 mod sessions;
 mod tenants;
 
@@ -29,6 +30,7 @@ pub use deliveries::{
 };
 pub use destinations::{DestinationPatch, DestinationRow, FanoutTarget, NewDestination};
 pub use events::{IngestedEvent, NewEvent};
+pub use keys::SealedCredential;
 pub use sessions::{SessionCheck, SigningKeyRow};
 
 pub type Db = sqlx::Sqlite;

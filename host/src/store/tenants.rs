@@ -74,3 +74,58 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// Offboards a customer: its sessions end, its destinations are deleted (their queued work
+    /// fails), its secrets are destroyed, and its external id is freed for reuse. The delivery log
+    /// stays for the vendor's records.
+    pub async fn delete_sub_tenant(
+        &self,
+        tenant_id: &str,
+        external_id: &str,
+    ) -> sqlx::Result<Option<String>> {
+        let Some(id) = self.find_sub_tenant(tenant_id, external_id).await? else {
+            return Ok(None);
+        };
+        let now = clock::now_ms();
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE sub_tenants SET deleted_at = $1, external_id = $2 WHERE tenant_id = $3 AND id = $4")
+            .bind(now)
+            .bind(format!("deleted:{id}"))
+            .bind(tenant_id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        for statement in [
+            "UPDATE sessions SET revoked_at = $1 WHERE tenant_id = $2 AND sub_tenant_id = $3 AND revoked_at IS NULL",
+            "UPDATE destinations SET deleted_at = $1, credential_id = NULL, enabled = FALSE
+             WHERE tenant_id = $2 AND sub_tenant_id = $3 AND deleted_at IS NULL",
+            "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = $1
+             WHERE tenant_id = $2 AND sub_tenant_id = $3 AND status = 'pending'",
+        ] {
+            sqlx::query(statement).bind(now).bind(tenant_id).bind(&id).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE destinations SET credential_id = NULL WHERE tenant_id = $1 AND sub_tenant_id = $2")
+            .bind(tenant_id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM credentials WHERE tenant_id = $1 AND sub_tenant_id = $2")
+            .bind(tenant_id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let actor = format!("tenant:{tenant_id}");
+        self.audit(
+            &mut tx,
+            tenant_id,
+            Some(&id),
+            &actor,
+            "sub_tenant.delete",
+            &id,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+}
