@@ -374,3 +374,16 @@ pub fn verify_with_standardwebhooks(secret: &str, requests: &[receiver::Recorded
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+/// The host's SQLite database, opened beside the running host (tests that play an attacker
+/// with database access, or inspect what is stored).
+pub async fn database(host: &Host) -> sqlx::SqlitePool {
+    use std::str::FromStr as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&format!(
+        "sqlite://{}",
+        host.data_dir.join("pushrail.db").display()
+    ))
+    .unwrap()
+    .busy_timeout(Duration::from_secs(10));
+    sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap()
+}
