@@ -36,6 +36,17 @@ build_plugins() {
   done
 }
 
+# Plugins only the test suite loads (misbehaving on purpose) and the SDK's template, which must
+# build as-is; they go to plugins/test-dist/, never to plugins/dist/.
+build_test_plugins() {
+  ensure_wasm_target
+  log "building test plugins"
+  (cd "$ROOT" && cargo build --quiet --profile plugin --target wasm32-wasip2 -p pushrail-test-hostile -p my-destination)
+  mkdir -p "$ROOT/plugins/test-dist"
+  cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/pushrail_test_hostile.wasm" "$ROOT/plugins/test-dist/hostile.wasm"
+  cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/my_destination.wasm" "$ROOT/plugins/test-dist/template.wasm"
+}
+
 build_host() {
   log "building the host"
   (cd "$ROOT" && cargo build --quiet -p pushrail)
@@ -55,4 +66,21 @@ ensure_python() {
     cp "$ROOT/scripts/requirements-test.txt" "$stamp"
   fi
   export PUSHRAIL_TEST_PYTHON="$VENV/bin/python"
+}
+
+# tansu, the Kafka-compatible broker the kafka tests start (on a loopback port, in-memory storage).
+# crates.io has no binary: the first install compiles it (about 10 minutes on 2 cores); the binary
+# is kept under /var/tmp so later runs and clones reuse it.
+TANSU_ROOT="${PUSHRAIL_TANSU_ROOT:-/var/tmp/pushrail-tools/tansu}"
+TANSU_VERSION="0.6.0"
+
+ensure_tansu() {
+  if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+    log "installing tansu $TANSU_VERSION into $TANSU_ROOT (about 10 minutes the first time)"
+    # Its own temporary target dir: the shared one would hold cargo's build lock for the whole
+    # install. `dynostore` provides the `memory://` storage engine the tests use.
+    env -u CARGO_TARGET_DIR cargo install --quiet tansu --version "$TANSU_VERSION" \
+      --features dynostore --root "$TANSU_ROOT"
+  fi
+  export PUSHRAIL_TANSU="$TANSU_ROOT/bin/tansu"
 }

@@ -36,6 +36,15 @@ pub fn plugins_dir() -> PathBuf {
     dir
 }
 
+/// Plugins only tests load, built by `scripts/test`.
+pub fn test_plugins_dir() -> PathBuf {
+    let dir = std::env::var_os("PUSHRAIL_TEST_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("plugins/test-dist"));
+    assert!(dir.join("hostile.wasm").exists(), "no test plugins in {}: run the suite with scripts/test", dir.display());
+    dir
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -76,6 +85,21 @@ impl Host {
         .await
     }
 
+    /// A host whose plugins dir also holds the test-only plugins (hostile, template).
+    pub async fn start_with_test_plugins(args: &[&str]) -> Host {
+        let temp = tempfile::tempdir().unwrap();
+        let plugins = temp.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(plugins_dir().join("webhook.wasm"), plugins.join("webhook.wasm")).unwrap();
+        for name in ["hostile.wasm", "template.wasm"] {
+            std::fs::copy(test_plugins_dir().join(name), plugins.join(name)).unwrap();
+        }
+        let mut all: Vec<String> = vec!["--plugins-dir".into(), plugins.display().to_string()];
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        let data_dir = temp.path().join("data");
+        Self::start_in(data_dir, Some(temp), all).await
+    }
+
     async fn start_in(
         data_dir: PathBuf,
         temp: Option<tempfile::TempDir>,
@@ -94,6 +118,7 @@ impl Host {
     }
 
     async fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -106,8 +131,11 @@ impl Host {
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--plugins-dir")
-            .arg(plugins_dir())
+            .args(if self.extra.iter().any(|a| a == "--plugins-dir") {
+                Vec::new()
+            } else {
+                vec!["--plugins-dir".to_owned(), plugins_dir().display().to_string()]
+            })
             .arg("--cache-dir")
             .arg(cache)
             .args(&self.extra)

@@ -35,6 +35,7 @@ struct Inner {
     script: VecDeque<u16>,
     default_status: u16,
     delay: Duration,
+    redirect_to: Option<String>,
 }
 
 #[derive(Clone)]
@@ -70,6 +71,11 @@ impl Receiver {
         self.inner.lock().unwrap().default_status = status;
     }
 
+    /// Answers every request with 302 to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        self.inner.lock().unwrap().redirect_to = Some(location.to_owned());
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().delay = delay;
     }
@@ -88,8 +94,9 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let (status, delay) = {
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (status, delay, redirect) = {
         let mut inner = inner.lock().unwrap();
         inner.requests.push(Recorded {
             path: uri.path().to_owned(),
@@ -100,10 +107,13 @@ async fn record(
             body: body.to_vec(),
         });
         let status = inner.script.pop_front().unwrap_or(inner.default_status);
-        (status, inner.delay)
+        (status, inner.delay, inner.redirect_to.clone())
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    StatusCode::from_u16(status).unwrap()
+    if let Some(location) = redirect {
+        return (StatusCode::FOUND, [(axum::http::header::LOCATION, location)]).into_response();
+    }
+    StatusCode::from_u16(status).unwrap().into_response()
 }

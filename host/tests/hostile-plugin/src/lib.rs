@@ -1,0 +1,82 @@
+//! Misbehaves in the way its config asks, so the host's sandbox can be tested against it.
+
+use pushrail_plugin_sdk::prelude::*;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct Config {
+    behaviour: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    port: u16,
+}
+
+struct Hostile;
+
+impl Destination for Hostile {
+    type Config = Config;
+
+    fn info() -> TypeInfo {
+        TypeInfo::new("hostile", "Hostile", "Misbehaves on purpose").config_schema(serde_json::json!({
+            "type": "object",
+            "required": ["behaviour"],
+            "properties": {
+                "behaviour": { "type": "string" },
+                "url": { "type": "string" },
+                "port": { "type": "integer" }
+            }
+        }))
+    }
+
+    fn deliver(config: Config, _credential: Option<Credential>, _events: Vec<Event>) -> DeliveryResult {
+        match config.behaviour.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                // 4 GiB in 64 MiB pieces (wasm32's usize cannot say 4 GiB in one); black_box keeps
+                // the optimiser from eliding memory nobody reads.
+                let mut pieces: Vec<Vec<u8>> = Vec::new();
+                for _ in 0..64 {
+                    pieces.push(std::hint::black_box(vec![1; 64 << 20]));
+                }
+                let total: usize = pieces.iter().map(Vec::len).sum();
+                Ok(Delivered { status_code: None, response_excerpt: Some(total.to_string()) })
+            }
+            "panic" => panic!("hostile plugin panicked on purpose"),
+            "file" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(text) => Ok(Delivered { status_code: None, response_excerpt: Some(text) }),
+                Err(e) => Err(Failure::permanent(format!("file access refused: {e}"))),
+            },
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                if vars.is_empty() {
+                    Err(Failure::permanent("no environment visible"))
+                } else {
+                    Ok(Delivered { status_code: None, response_excerpt: Some(vars.join(",")) })
+                }
+            }
+            "tcp" => match net::TcpStream::connect("127.0.0.1", config.port, false) {
+                Ok(_) => Ok(Delivered::default()),
+                Err(e) => Err(e.into()),
+            },
+            "socket" => match std::net::TcpStream::connect(("127.0.0.1", config.port)) {
+                Ok(_) => Ok(Delivered::default()),
+                Err(e) => Err(Failure::permanent(format!("raw socket refused: {e}"))),
+            },
+            "http" => http::Request::get(&config.url)?.send()?.into_result(),
+            "follow-redirect" => {
+                let first = http::Request::get(&config.url)?.send()?;
+                let location = first.header("location").ok_or_else(|| Failure::permanent("no redirect"))?.to_owned();
+                http::Request::get(&location)?.send()?.into_result()
+            }
+            other => Err(Failure::permanent(format!("unknown behaviour {other}"))),
+        }
+    }
+}
+
+export_destination!(Hostile);
