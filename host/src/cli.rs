@@ -131,10 +131,7 @@ fn init_tracing() {
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
-    if args.database_url.is_some() {
-        anyhow::bail!("PostgreSQL is not supported by this build yet; unset PUSHRAIL_DATABASE_URL to use the embedded SQLite store");
-    }
-    Store::open_sqlite(&args.data_dir).await
+    Store::open(&args.data_dir, args.database_url.as_deref()).await
 }
 
 async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {

@@ -185,6 +185,7 @@ pub async fn update(
             "no plugin for this destination's type is loaded",
         )
     })?;
+    let enabled = body.enabled.unwrap_or(current.enabled());
     let name = body.name.unwrap_or(current.name);
     let config = match body.config {
         Some(config) => config,
@@ -215,7 +216,7 @@ pub async fn update(
         config: &config,
         credential_id: credential_id.as_deref(),
         event_types: &event_types,
-        enabled: body.enabled.unwrap_or(current.enabled),
+        enabled,
     };
     let mut tx = state.store.begin().await?;
     if !state

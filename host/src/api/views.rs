@@ -22,6 +22,7 @@ pub struct Destination {
 
 impl From<DestinationRow> for Destination {
     fn from(row: DestinationRow) -> Self {
+        let enabled = row.enabled();
         Self {
             id: row.id,
             type_id: row.type_id,
@@ -29,7 +30,7 @@ impl From<DestinationRow> for Destination {
             config: serde_json::from_str(&row.config).unwrap_or(Value::Null),
             credential_id: row.credential_id,
             event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
-            enabled: row.enabled,
+            enabled,
             created_at: to_rfc3339(row.created_at),
             updated_at: to_rfc3339(row.updated_at),
         }

@@ -1,3 +1,4 @@
+use super::sql::Sql;
 use super::{Store, Tx};
 use crate::scope::Scope;
 use crate::{clock, ids};
@@ -44,16 +45,12 @@ impl Store {
         before_id: Option<&str>,
         limit: i64,
     ) -> sqlx::Result<Vec<AuditEntry>> {
-        sqlx::query_as(
-            "SELECT id, at, actor, action, target FROM audit_log
-             WHERE tenant_id = $1 AND sub_tenant_id = $2 AND ($3 IS NULL OR id < $3)
-             ORDER BY id DESC LIMIT $4",
-        )
-        .bind(scope.tenant_id())
-        .bind(scope.sub_tenant_id())
-        .bind(before_id)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
+        let mut query = Sql::new("SELECT id, at, actor, action, target FROM audit_log WHERE tenant_id = ");
+        query.bind(scope.tenant_id()).push(" AND sub_tenant_id = ").bind(scope.sub_tenant_id());
+        if let Some(before) = before_id {
+            query.push(" AND id < ").bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").bind(limit);
+        query.query_as().fetch_all(&self.read).await
     }
 }

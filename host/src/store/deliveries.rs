@@ -1,6 +1,5 @@
-use sqlx::QueryBuilder;
-
-use super::{Db, Store, Tx};
+use super::sql::Sql;
+use super::{Backend, Store, Tx};
 use crate::clock;
 use crate::scope::Scope;
 
@@ -102,6 +101,26 @@ pub struct ReplayFilter {
 
 pub const TEST_EVENT_TYPE: &str = "pushrail.test";
 
+/// Claims due work in one statement. SQLite has one writer, so the statement alone is atomic.
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
+     WHERE id IN (
+       SELECT id FROM (
+         SELECT id, next_attempt_at AS due FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
+         UNION ALL
+         SELECT id, lease_until AS due FROM deliveries WHERE status = 'delivering' AND lease_until < $3
+       ) ORDER BY due LIMIT $4)
+     RETURNING id";
+
+/// On PostgreSQL several hosts claim at once: `SKIP LOCKED` lets each take rows the others are
+/// not taking, and the row lock held to commit means no row is claimed twice.
+const CLAIM_POSTGRES: &str = "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
+     WHERE id IN (
+       SELECT id FROM deliveries
+       WHERE (status = 'pending' AND next_attempt_at <= $3) OR (status = 'delivering' AND lease_until < $3)
+       ORDER BY next_attempt_at LIMIT $4
+       FOR UPDATE SKIP LOCKED)
+     RETURNING id";
+
 const DELIVERY_COLUMNS: &str =
     "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
      d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at";
@@ -117,16 +136,10 @@ impl Store {
     ) -> sqlx::Result<Vec<ClaimedDelivery>> {
         let now = clock::now_ms();
         let mut tx = self.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
-             WHERE id IN (
-               SELECT id FROM (
-                 SELECT id, next_attempt_at AS due FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
-                 UNION ALL
-                 SELECT id, lease_until AS due FROM deliveries WHERE status = 'delivering' AND lease_until < $3
-               ) ORDER BY due LIMIT $4)
-             RETURNING id",
-        )
+        let ids: Vec<String> = sqlx::query_scalar(match self.backend {
+            Backend::Sqlite => CLAIM_SQLITE,
+            Backend::Postgres => CLAIM_POSTGRES,
+        })
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
@@ -136,18 +149,14 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut select = QueryBuilder::<Db>::new(
+        let mut select = Sql::new(
             "SELECT d.id, d.tenant_id, d.sub_tenant_id, d.event_id, d.destination_id, t.type AS destination_type,
                     d.attempt_count, d.retry_index, e.type AS event_type, e.payload, e.occurred_at
              FROM deliveries d JOIN events e ON e.id = d.event_id JOIN destinations t ON t.id = d.destination_id
-             WHERE d.id IN (",
+             WHERE d.id IN ",
         );
-        let mut list = select.separated(", ");
-        for id in &ids {
-            list.push_bind(id);
-        }
-        select.push(") ORDER BY d.id");
-        let claimed = select.build_query_as().fetch_all(&mut *tx).await?;
+        select.bind_list(&ids).push(" ORDER BY d.id");
+        let claimed = select.query_as().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -234,37 +243,37 @@ impl Store {
         scope: &Scope,
         filter: &DeliveryFilter,
     ) -> sqlx::Result<Vec<DeliveryRow>> {
-        let mut query = QueryBuilder::<Db>::new(format!(
+        let mut query = Sql::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.tenant_id = "
         ));
-        query.push_bind(scope.tenant_id().to_owned());
+        query.bind(scope.tenant_id().to_owned());
         query
             .push(" AND d.sub_tenant_id = ")
-            .push_bind(scope.sub_tenant_id().to_owned());
+            .bind(scope.sub_tenant_id().to_owned());
         if let Some(status) = &filter.status {
-            query.push(" AND d.status = ").push_bind(status.clone());
+            query.push(" AND d.status = ").bind(status.clone());
         }
         if let Some(destination_id) = &filter.destination_id {
             query
                 .push(" AND d.destination_id = ")
-                .push_bind(destination_id.clone());
+                .bind(destination_id.clone());
         }
         if let Some(event_type) = &filter.event_type {
-            query.push(" AND e.type = ").push_bind(event_type.clone());
+            query.push(" AND e.type = ").bind(event_type.clone());
         }
         if let Some(since) = filter.since {
-            query.push(" AND d.created_at >= ").push_bind(since);
+            query.push(" AND d.created_at >= ").bind(since);
         }
         if let Some(until) = filter.until {
-            query.push(" AND d.created_at < ").push_bind(until);
+            query.push(" AND d.created_at < ").bind(until);
         }
         if let Some(before) = &filter.before_id {
-            query.push(" AND d.id < ").push_bind(before.clone());
+            query.push(" AND d.id < ").bind(before.clone());
         }
         query
             .push(" ORDER BY d.id DESC LIMIT ")
-            .push_bind(filter.limit);
-        query.build_query_as().fetch_all(&self.read).await
+            .bind(filter.limit);
+        query.query_as().fetch_all(&self.read).await
     }
 
     pub async fn get_delivery(
@@ -336,30 +345,30 @@ impl Store {
         filter: &ReplayFilter,
     ) -> sqlx::Result<u64> {
         let now = clock::now_ms();
-        let mut query = QueryBuilder::<Db>::new(
+        let mut query = Sql::new(
             "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = ",
         );
-        query.push_bind(now).push(", updated_at = ").push_bind(now);
+        query.bind(now).push(", updated_at = ").bind(now);
         query
             .push(" WHERE tenant_id = ")
-            .push_bind(scope.tenant_id().to_owned());
+            .bind(scope.tenant_id().to_owned());
         query
             .push(" AND sub_tenant_id = ")
-            .push_bind(scope.sub_tenant_id().to_owned());
+            .bind(scope.sub_tenant_id().to_owned());
         query
             .push(" AND status = ")
-            .push_bind(filter.status.clone());
-        query.push(" AND created_at >= ").push_bind(filter.since);
-        query.push(" AND created_at < ").push_bind(filter.until);
+            .bind(filter.status.clone());
+        query.push(" AND created_at >= ").bind(filter.since);
+        query.push(" AND created_at < ").bind(filter.until);
         query.push(" AND destination_id IN (SELECT id FROM destinations WHERE deleted_at IS NULL AND tenant_id = ")
-            .push_bind(scope.tenant_id().to_owned())
+            .bind(scope.tenant_id().to_owned())
             .push(" AND sub_tenant_id = ")
-            .push_bind(scope.sub_tenant_id().to_owned());
+            .bind(scope.sub_tenant_id().to_owned());
         if let Some(destination_id) = &filter.destination_id {
-            query.push(" AND id = ").push_bind(destination_id.clone());
+            query.push(" AND id = ").bind(destination_id.clone());
         }
         query.push(")");
-        Ok(query.build().execute(&mut **tx).await?.rows_affected())
+        Ok(query.query().execute(&mut **tx).await?.rows_affected())
     }
 
     pub async fn insert_replay(

@@ -13,9 +13,17 @@ pub struct DestinationRow {
     pub config: String,
     pub credential_id: Option<String>,
     pub event_types: String,
-    pub enabled: bool,
+    /// 0 or 1: booleans are stored as integers so both stores read them the same way.
+    #[sqlx(rename = "enabled")]
+    pub enabled_flag: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl DestinationRow {
+    pub fn enabled(&self) -> bool {
+        self.enabled_flag != 0
+    }
 }
 
 pub struct NewDestination<'a> {
@@ -67,7 +75,7 @@ impl Store {
         .bind(new.config)
         .bind(new.credential_id)
         .bind(new.event_types)
-        .bind(new.enabled)
+        .bind(i64::from(new.enabled))
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -139,7 +147,7 @@ impl Store {
         .bind(patch.config)
         .bind(patch.credential_id)
         .bind(patch.event_types)
-        .bind(patch.enabled)
+        .bind(i64::from(patch.enabled))
         .bind(clock::now_ms())
         .bind(scope.tenant_id())
         .bind(scope.sub_tenant_id())
@@ -162,7 +170,7 @@ impl Store {
              WHERE tenant_id = $3 AND sub_tenant_id = $4 AND id = $5 AND deleted_at IS NULL",
         )
         .bind(now)
-        .bind(false)
+        .bind(0_i64)
         .bind(scope.tenant_id())
         .bind(scope.sub_tenant_id())
         .bind(id)
@@ -195,7 +203,7 @@ impl Store {
         )
         .bind(scope.tenant_id())
         .bind(scope.sub_tenant_id())
-        .bind(true)
+        .bind(1_i64)
         .fetch_all(&mut **tx)
         .await
     }

@@ -1,5 +1,4 @@
-use sqlx::QueryBuilder;
-
+use super::sql::{Arg, Sql};
 use super::{FanoutTarget, Store};
 use crate::scope::Scope;
 use crate::{clock, ids};
@@ -122,41 +121,45 @@ impl Store {
         }
 
         for chunk in fresh.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO events (id, tenant_id, sub_tenant_id, idempotency_key, type, payload, occurred_at, created_at, deliveries) ",
+            let mut insert = Sql::new(
+                "INSERT INTO events (id, tenant_id, sub_tenant_id, idempotency_key, type, payload, occurred_at, created_at, deliveries) VALUES ",
             );
-            insert.push_values(chunk, |mut row, (index, event_id)| {
+            for (i, (index, event_id)) in chunk.iter().enumerate() {
                 let event = &events[*index];
-                row.push_bind(event_id.clone())
-                    .push_bind(event.scope.tenant_id().to_owned())
-                    .push_bind(event.scope.sub_tenant_id().to_owned())
-                    .push_bind(event.idempotency_key.clone())
-                    .push_bind(event.event_type.clone())
-                    .push_bind(event.payload.clone())
-                    .push_bind(event.occurred_at)
-                    .push_bind(now)
-                    .push_bind(results[*index].deliveries);
-            });
-            insert.build().execute(&mut *tx).await?;
+                insert.push(if i == 0 { "" } else { ", " }).bind_list::<Arg>([
+                    event_id.into(),
+                    event.scope.tenant_id().into(),
+                    event.scope.sub_tenant_id().into(),
+                    event.idempotency_key.clone().into(),
+                    event.event_type.as_str().into(),
+                    event.payload.as_str().into(),
+                    event.occurred_at.into(),
+                    now.into(),
+                    results[*index].deliveries.into(),
+                ]);
+            }
+            insert.query().execute(&mut *tx).await?;
         }
 
         for chunk in deliveries.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO deliveries (id, tenant_id, sub_tenant_id, event_id, destination_id, status, next_attempt_at, created_at, updated_at) ",
+            let mut insert = Sql::new(
+                "INSERT INTO deliveries (id, tenant_id, sub_tenant_id, event_id, destination_id, status, next_attempt_at, created_at, updated_at) VALUES ",
             );
-            insert.push_values(chunk, |mut row, delivery| {
+            for (i, delivery) in chunk.iter().enumerate() {
                 let event = &events[delivery.event];
-                row.push_bind(delivery.id.clone())
-                    .push_bind(event.scope.tenant_id().to_owned())
-                    .push_bind(event.scope.sub_tenant_id().to_owned())
-                    .push_bind(delivery.event_id.clone())
-                    .push_bind(delivery.destination_id.clone())
-                    .push_bind("pending")
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            insert.build().execute(&mut *tx).await?;
+                insert.push(if i == 0 { "" } else { ", " }).bind_list::<Arg>([
+                    (&delivery.id).into(),
+                    event.scope.tenant_id().into(),
+                    event.scope.sub_tenant_id().into(),
+                    (&delivery.event_id).into(),
+                    (&delivery.destination_id).into(),
+                    "pending".into(),
+                    now.into(),
+                    now.into(),
+                    now.into(),
+                ]);
+            }
+            insert.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(results)

@@ -12,16 +12,17 @@ mod deliveries;
 mod destinations;
 mod events;
 mod keys;
+mod sql;
 mod sessions;
 mod tenants;
 
 use std::path::Path;
-use std::str::FromStr as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::Executor as _;
 
 pub use audit::AuditEntry;
 pub use credentials::{CredentialRow, NewCredential};
@@ -33,54 +34,91 @@ pub use events::{IngestedEvent, NewEvent};
 pub use keys::SealedCredential;
 pub use sessions::{SessionCheck, SigningKeyRow};
 
-pub type Db = sqlx::Sqlite;
+pub type Db = sqlx::Any;
 pub type Tx<'a> = sqlx::Transaction<'a, Db>;
 
-/// The database, split into a pool for reads and a single connection for writes: SQLite has one
+/// Which database is behind the store; the few statements that differ branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database. On SQLite, a pool for reads and a single connection for writes: SQLite has one
 /// writer, and queueing writers in the pool is cheaper and fairer than letting them collide on
-/// `SQLITE_BUSY`.
+/// `SQLITE_BUSY`. On PostgreSQL, one pool serves both.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
-    pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn open(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        match database_url {
+            Some(url) => Self::open_postgres(url).await,
+            None => Self::open_sqlite(data_dir).await,
+        }
+    }
+
+    async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let path = data_dir.join("pushrail.db");
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = |max: u32| {
+            AnyPoolOptions::new().max_connections(max).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+        };
+        let write = pool(1)
+            .connect(&url)
             .await
             .with_context(|| format!("opening {}", path.display()))?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&write)
             .await
             .context("running SQLite migrations")?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        Ok(Self { read, write })
+        let read = pool(8).connect(&url).await?;
+        Ok(Self { read, write, backend: Backend::Sqlite })
+    }
+
+    async fn open_postgres(url: &str) -> anyhow::Result<Self> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&pool)
+            .await
+            .context("running PostgreSQL migrations")?;
+        Ok(Self { read: pool.clone(), write: pool, backend: Backend::Postgres })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub async fn begin(&self) -> sqlx::Result<Tx<'static>> {
         self.write.begin().await
     }
 
-    pub fn reader(&self) -> &SqlitePool {
+    pub fn reader(&self) -> &AnyPool {
         &self.read
     }
 
-    pub fn writer(&self) -> &SqlitePool {
+    pub fn writer(&self) -> &AnyPool {
         &self.write
     }
 }

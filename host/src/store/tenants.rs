@@ -98,7 +98,7 @@ impl Store {
             .await?;
         for statement in [
             "UPDATE sessions SET revoked_at = $1 WHERE tenant_id = $2 AND sub_tenant_id = $3 AND revoked_at IS NULL",
-            "UPDATE destinations SET deleted_at = $1, credential_id = NULL, enabled = FALSE
+            "UPDATE destinations SET deleted_at = $1, credential_id = NULL, enabled = 0
              WHERE tenant_id = $2 AND sub_tenant_id = $3 AND deleted_at IS NULL",
             "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = $1
              WHERE tenant_id = $2 AND sub_tenant_id = $3 AND status = 'pending'",
