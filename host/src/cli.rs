@@ -10,7 +10,7 @@ use crate::auth::{generate_api_key, hash_api_key, SessionSigner};
 use crate::config::{ServeArgs, StoreArgs};
 use crate::engine::{Engine, EngineSettings};
 use crate::plugins::{EgressPolicy, NetLimits, PluginHost, SandboxLimits};
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::vault::Vault;
 
 #[derive(Debug, Parser)]
@@ -174,13 +174,17 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     );
     engine.start();
 
+    let limits = match store.backend() {
+        Backend::Sqlite => RateLimits::new(args.rate_limit, args.rate_limit.saturating_mul(2)),
+        Backend::Postgres => RateLimits::shared(args.rate_limit, args.rate_limit.saturating_mul(2), store.clone()),
+    };
     let state = AppState::new(Shared {
         store,
         vault,
         sessions,
         plugins,
         engine,
-        limits: RateLimits::new(args.rate_limit, args.rate_limit.saturating_mul(2)),
+        limits,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use common::{database, eventually, verify_with_standardwebhooks, Host, Receiver, SECRET};
 use serde_json::json;
 
@@ -11,8 +12,10 @@ const NEW_SECRET: &str = "whsec_3Yj8bXJ0dHZdpm5DQY5uSXPu1Gc5yZ5tWvXc3pV0nTQ=";
 
 fn files_containing(host: &Host, needles: &[&str]) -> Vec<String> {
     let mut hits = Vec::new();
-    for name in ["pushrail.db", "pushrail.db-wal", "pushrail.db-shm", "host.log"] {
-        let Ok(bytes) = std::fs::read(host.data_dir.join(name)) else { continue };
+    let mut stored = common::stored_bytes(host);
+    assert!(!stored.is_empty());
+    stored.push(("host.log".to_owned(), std::fs::read(host.log_path()).unwrap()));
+    for (name, bytes) in stored {
         for needle in needles {
             if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                 hits.push(format!("{needle} in {name}"));
@@ -144,43 +147,58 @@ async fn rotation_under_load_switches_signatures_at_the_rotation_answer() {
 }
 
 #[tokio::test]
-async fn the_master_key_rotates_under_a_live_host() {
+async fn the_master_key_rotates_and_the_old_one_is_no_longer_needed() {
     let receiver = Receiver::start().await;
     let mut host = Host::start(&[]).await;
     let vendor = host.create_tenant("Acme");
     let customer = vendor.session("c").await;
     let destination = customer.webhook(&receiver.url, SECRET).await;
     let id = destination["id"].as_str().unwrap().to_owned();
-    let key_file = host.data_dir.join("master.key");
-    let old_key = std::fs::read_to_string(&key_file).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
 
-    let out = std::process::Command::new(common::bin())
-        .arg("--data-dir")
-        .arg(&host.data_dir)
-        .args(["keys", "rotate"])
-        .env("PUSHRAIL_LOG", "warn")
-        .output()
-        .unwrap();
+    let mut rotate = host.command();
+    rotate.args(["keys", "rotate"]).env("PUSHRAIL_LOG", "warn");
+    let key_file = host.data_dir.join("master.key");
+    let old_key = match host.master_key.clone() {
+        // Several hosts on PostgreSQL: the operator gives the new key and the old one, runs the
+        // rotation, and from then on only the new key is needed.
+        Some(old) => {
+            let new = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+            rotate.env("PUSHRAIL_MASTER_KEY", &new).env("PUSHRAIL_MASTER_KEY_PREVIOUS", &old);
+            host.master_key = Some(new);
+            old
+        }
+        None => {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+            std::fs::read_to_string(&key_file).unwrap()
+        }
+    };
+    let out = rotate.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["credentials"], 1);
     assert_eq!(report["signing_keys"], 1);
-    let new_key = std::fs::read_to_string(&key_file).unwrap();
-    assert_ne!(new_key.trim(), old_key.trim());
-    assert_eq!(new_key.lines().count(), 1, "the old master key is forgotten");
-    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
 
-    // The live host picks up the new key without a restart.
-    let (status, answer) = customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await;
-    assert_eq!((status, answer["attempt"]["outcome"].as_str()), (200, Some("succeeded")), "{answer}");
-    // A new credential sealed now, and everything after a restart, opens with the new key alone.
-    customer.create("/embed/v1/credentials", json!({ "name": "later", "kind": "secret", "secret": { "value": "v" } })).await;
+    if host.database.is_none() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let new_key = std::fs::read_to_string(&key_file).unwrap();
+        assert_ne!(new_key.trim(), old_key.trim());
+        assert_eq!(new_key.lines().count(), 1, "the old master key is forgotten");
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        // The live host picks up the new key file without a restart, and seals new secrets with it.
+        let (status, answer) = customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await;
+        assert_eq!((status, answer["attempt"]["outcome"].as_str()), (200, Some("succeeded")), "{answer}");
+        customer.create("/embed/v1/credentials", json!({ "name": "later", "kind": "secret", "secret": { "value": "v" } })).await;
+    }
+    let db = database(&host).await;
+    let kids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_kid FROM credentials").fetch_all(&db).await.unwrap();
+    assert_eq!(kids.len(), 1, "every credential is under the new key: {kids:?}");
+
+    // Restarted with the new key alone, everything still opens.
     host.restart().await;
     let (status, answer) = customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await;
     assert_eq!((status, answer["attempt"]["outcome"].as_str()), (200, Some("succeeded")), "{answer}");
-    assert_eq!(verify_with_standardwebhooks(SECRET, &receiver.requests()), 2);
+    assert!(verify_with_standardwebhooks(SECRET, &receiver.requests()) >= 1);
     let fresh = vendor.session("c").await;
     let (status, _) = fresh.call("GET", "/embed/v1/destinations", None).await;
     assert_eq!(status, 200, "session signing still works: its key was re-wrapped too");

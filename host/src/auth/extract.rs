@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for TenantPrincipal {
             .tenant_for_key_hash(&hash_api_key(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
-        state.limits.check(&tenant_id)?;
+        state.limits.check(&tenant_id).await?;
         Ok(Self { tenant_id })
     }
 }
@@ -85,7 +85,7 @@ impl FromRequestParts<AppState> for EmbedPrincipal {
         // Checked in the database on every request: a revocation counts from the next one.
         match state.store.check_session(&claims.sid, &claims.sub).await? {
             SessionCheck::Valid { tenant_id } => {
-                state.limits.check(&tenant_id)?;
+                state.limits.check(&tenant_id).await?;
                 Ok(Self {
                     scope: Scope::authenticated(tenant_id, claims.sub),
                     session_id: claims.sid,

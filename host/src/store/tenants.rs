@@ -129,3 +129,28 @@ impl Store {
         Ok(Some(id))
     }
 }
+
+impl Store {
+    /// Counts one request of `tenant_id` in the current one-second window and returns the
+    /// window's count (PostgreSQL only: the table exists where several hosts share a database).
+    pub async fn count_request(&self, tenant_id: &str) -> sqlx::Result<i64> {
+        let window = clock::now_ms() / 1000;
+        let count = sqlx::query_scalar(
+            "INSERT INTO rate_windows (tenant_id, window_s, count) VALUES ($1, $2, 1)
+             ON CONFLICT (tenant_id, window_s) DO UPDATE SET count = rate_windows.count + 1
+             RETURNING count",
+        )
+        .bind(tenant_id)
+        .bind(window)
+        .fetch_one(&self.write)
+        .await?;
+        // Old windows are of no use; sweeping now and then keeps the table a few rows per tenant.
+        if count == 1 && window % 60 == 0 {
+            sqlx::query("DELETE FROM rate_windows WHERE window_s < $1")
+                .bind(window - 60)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(count)
+    }
+}

@@ -60,7 +60,58 @@ pub struct Host {
     pub data_dir: PathBuf,
     extra: Vec<String>,
     port: u16,
+    /// The PostgreSQL database of this test (`PUSHRAIL_TEST_STORE=postgres`), dropped with the
+    /// host that created it; `None` on the embedded SQLite default.
+    pub database: Option<TestDatabase>,
+    /// Given to the host as PUSHRAIL_MASTER_KEY (PostgreSQL needs one).
+    pub master_key: Option<String>,
     _temp: Option<tempfile::TempDir>,
+}
+
+/// One database per test, so runs and parallel tests never collide.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    owner: bool,
+}
+
+const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+pub fn on_postgres() -> bool {
+    std::env::var("PUSHRAIL_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("running psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl TestDatabase {
+    fn create() -> Self {
+        let name = format!("pushrail_t_{}", uuid::Uuid::new_v4().simple());
+        psql(&format!("CREATE DATABASE {name}"));
+        Self { url: format!("{PG}/{name}"), name, owner: true }
+    }
+
+    fn share(&self) -> Self {
+        Self { name: self.name.clone(), url: self.url.clone(), owner: false }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.owner {
+            let _ = std::panic::catch_unwind(|| psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)));
+        }
+    }
+}
+
+fn random_master_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
 impl Host {
@@ -105,16 +156,54 @@ impl Host {
         temp: Option<tempfile::TempDir>,
         extra: Vec<String>,
     ) -> Host {
+        let (database, master_key) = if on_postgres() {
+            (Some(TestDatabase::create()), Some(random_master_key()))
+        } else {
+            (None, None)
+        };
         let mut host = Host {
             child: None,
             base: String::new(),
             data_dir,
             extra,
             port: free_port(),
+            database,
+            master_key,
             _temp: temp,
         };
         host.spawn().await;
         host
+    }
+
+    /// A second host on the same PostgreSQL database (and master key), with its own data dir.
+    pub async fn join(other: &Host, extra: &[&str]) -> Host {
+        let temp = tempfile::tempdir().unwrap();
+        let mut host = Host {
+            child: None,
+            base: String::new(),
+            data_dir: temp.path().to_owned(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            port: free_port(),
+            database: Some(other.database.as_ref().expect("join needs PostgreSQL").share()),
+            master_key: other.master_key.clone(),
+            _temp: Some(temp),
+        };
+        host.spawn().await;
+        host
+    }
+
+    /// A `pushrail` command on this host's store (data dir, database, master key).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(bin());
+        command.arg("--data-dir").arg(&self.data_dir);
+        if let Some(database) = &self.database {
+            command.arg("--database-url").arg(&database.url);
+        }
+        match &self.master_key {
+            Some(key) => command.env("PUSHRAIL_MASTER_KEY", key),
+            None => command.env_remove("PUSHRAIL_MASTER_KEY"),
+        };
+        command
     }
 
     async fn spawn(&mut self) {
@@ -125,9 +214,8 @@ impl Host {
             .open(self.log_path())
             .unwrap();
         let cache = std::env::temp_dir().join("pushrail-test-plugin-cache");
-        let child = Command::new(bin())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+        let child = self
+            .command()
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
@@ -143,7 +231,6 @@ impl Host {
                 "PUSHRAIL_LOG",
                 std::env::var("PUSHRAIL_TEST_LOG").unwrap_or_else(|_| "debug".into()),
             )
-            .env_remove("PUSHRAIL_MASTER_KEY")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -193,9 +280,8 @@ impl Host {
 
     /// Creates a tenant with the CLI, as an operator would.
     pub fn create_tenant(&self, name: &str) -> Tenant {
-        let out = Command::new(bin())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+        let out = self
+            .command()
             .args(["tenant", "create", "--name", name])
             .env("PUSHRAIL_LOG", "warn")
             .output()
@@ -405,13 +491,26 @@ pub fn verify_with_standardwebhooks(secret: &str, requests: &[receiver::Recorded
 
 /// The host's SQLite database, opened beside the running host (tests that play an attacker
 /// with database access, or inspect what is stored).
-pub async fn database(host: &Host) -> sqlx::SqlitePool {
-    use std::str::FromStr as _;
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&format!(
-        "sqlite://{}",
-        host.data_dir.join("pushrail.db").display()
-    ))
-    .unwrap()
-    .busy_timeout(Duration::from_secs(10));
-    sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap()
+pub async fn database(host: &Host) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match &host.database {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", host.data_dir.join("pushrail.db").display()),
+    };
+    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap()
+}
+
+/// Everything the store holds, as bytes: the SQLite files, or a `pg_dump` of the database.
+pub fn stored_bytes(host: &Host) -> Vec<(String, Vec<u8>)> {
+    match &host.database {
+        Some(database) => {
+            let out = Command::new("pg_dump").arg(&database.url).output().expect("running pg_dump");
+            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+            vec![("pg_dump".to_owned(), out.stdout)]
+        }
+        None => ["pushrail.db", "pushrail.db-wal", "pushrail.db-shm"]
+            .iter()
+            .filter_map(|name| std::fs::read(host.data_dir.join(name)).ok().map(|b| ((*name).to_owned(), b)))
+            .collect(),
+    }
 }
