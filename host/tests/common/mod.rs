@@ -156,7 +156,20 @@ impl Host {
         temp: Option<tempfile::TempDir>,
         extra: Vec<String>,
     ) -> Host {
-        let (database, master_key) = if on_postgres() {
+        Self::start_on(on_postgres(), data_dir, temp, extra).await
+    }
+
+    /// A host on PostgreSQL whatever the suite's store (multi-host tests need it).
+    pub async fn start_postgres(extra: &[&str]) -> Host {
+        let temp = tempfile::tempdir().unwrap();
+        let data_dir = temp.path().to_owned();
+        let mut args = vec!["--allow-egress".to_owned(), "127.0.0.0/8".to_owned()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::start_on(true, data_dir, Some(temp), args).await
+    }
+
+    async fn start_on(postgres: bool, data_dir: PathBuf, temp: Option<tempfile::TempDir>, extra: Vec<String>) -> Host {
+        let (database, master_key) = if postgres {
             (Some(TestDatabase::create()), Some(random_master_key()))
         } else {
             (None, None)
