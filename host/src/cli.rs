@@ -78,6 +78,8 @@ enum TenantCommand {
     },
 }
 
+const SIGNING_KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing();
     match cli.command {
@@ -176,7 +178,11 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
 
     let limits = match store.backend() {
         Backend::Sqlite => RateLimits::new(args.rate_limit, args.rate_limit.saturating_mul(2)),
-        Backend::Postgres => RateLimits::shared(args.rate_limit, args.rate_limit.saturating_mul(2), store.clone()),
+        Backend::Postgres => RateLimits::shared(
+            args.rate_limit,
+            args.rate_limit.saturating_mul(2),
+            store.clone(),
+        ),
     };
     let state = AppState::new(Shared {
         store,
@@ -185,6 +191,17 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         plugins,
         engine,
         limits,
+    });
+    // Another process may rotate the signing key (`keys rotate-signing`, another host); pick up
+    // the new key for signing within a bounded time. Verification reloads on an unknown kid.
+    let reloader = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SIGNING_KEY_RELOAD).await;
+            if let Err(error) = reloader.sessions.reload().await {
+                tracing::error!("reloading signing keys failed: {error:#}");
+            }
+        }
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

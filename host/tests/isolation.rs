@@ -29,9 +29,19 @@ async fn populate(vendor: &Tenant, external_id: &str, receiver: &Receiver) -> Ow
             json!({ "type": "webhook", "name": external_id, "config": { "url": receiver.url }, "credential_id": credential["id"] }),
         )
         .await;
-    vendor.publish(external_id, "order.created", json!({ "owner": external_id })).await;
+    vendor
+        .publish(
+            external_id,
+            "order.created",
+            json!({ "owner": external_id }),
+        )
+        .await;
     let delivery = eventually("a delivery", Duration::from_secs(10), || async {
-        session.deliveries("?status=succeeded").await.into_iter().next()
+        session
+            .deliveries("?status=succeeded")
+            .await
+            .into_iter()
+            .next()
     })
     .await;
     Owned {
@@ -45,9 +55,22 @@ async fn populate(vendor: &Tenant, external_id: &str, receiver: &Receiver) -> Ow
 
 /// What a sub-tenant's data looks like from its own session; must not change under attack.
 async fn snapshot(owned: &Owned) -> Value {
-    let (_, destinations) = owned.session.call("GET", "/embed/v1/destinations", None).await;
-    let (_, credentials) = owned.session.call("GET", "/embed/v1/credentials", None).await;
-    let (_, delivery) = owned.session.call("GET", &format!("/embed/v1/deliveries/{}", owned.delivery), None).await;
+    let (_, destinations) = owned
+        .session
+        .call("GET", "/embed/v1/destinations", None)
+        .await;
+    let (_, credentials) = owned
+        .session
+        .call("GET", "/embed/v1/credentials", None)
+        .await;
+    let (_, delivery) = owned
+        .session
+        .call(
+            "GET",
+            &format!("/embed/v1/deliveries/{}", owned.delivery),
+            None,
+        )
+        .await;
     json!({ "destinations": destinations, "credentials": credentials, "delivery": delivery })
 }
 
@@ -80,14 +103,62 @@ async fn foreign_ids_answer_404_and_change_nothing() {
             let s = &me.session;
             let d = &them.destination;
             let c = &them.credential;
-            expect_404(&s.call("GET", &format!("/embed/v1/destinations/{d}"), None).await, "get destination");
-            expect_404(&s.call("PATCH", &format!("/embed/v1/destinations/{d}"), Some(json!({ "name": "mine" }))).await, "patch destination");
-            expect_404(&s.call("DELETE", &format!("/embed/v1/destinations/{d}"), None).await, "delete destination");
-            expect_404(&s.call("POST", &format!("/embed/v1/destinations/{d}/test"), None).await, "test destination");
-            expect_404(&s.call("POST", &format!("/embed/v1/credentials/{c}/rotate"), Some(json!({ "secret": { "token": "stolen" } }))).await, "rotate credential");
-            expect_404(&s.call("DELETE", &format!("/embed/v1/credentials/{c}"), None).await, "delete credential");
-            expect_404(&s.call("GET", &format!("/embed/v1/deliveries/{}", them.delivery), None).await, "get delivery");
-            expect_404(&s.call("POST", "/embed/v1/replays", Some(json!({ "delivery_id": them.delivery }))).await, "replay delivery");
+            expect_404(
+                &s.call("GET", &format!("/embed/v1/destinations/{d}"), None)
+                    .await,
+                "get destination",
+            );
+            expect_404(
+                &s.call(
+                    "PATCH",
+                    &format!("/embed/v1/destinations/{d}"),
+                    Some(json!({ "name": "mine" })),
+                )
+                .await,
+                "patch destination",
+            );
+            expect_404(
+                &s.call("DELETE", &format!("/embed/v1/destinations/{d}"), None)
+                    .await,
+                "delete destination",
+            );
+            expect_404(
+                &s.call("POST", &format!("/embed/v1/destinations/{d}/test"), None)
+                    .await,
+                "test destination",
+            );
+            expect_404(
+                &s.call(
+                    "POST",
+                    &format!("/embed/v1/credentials/{c}/rotate"),
+                    Some(json!({ "secret": { "token": "stolen" } })),
+                )
+                .await,
+                "rotate credential",
+            );
+            expect_404(
+                &s.call("DELETE", &format!("/embed/v1/credentials/{c}"), None)
+                    .await,
+                "delete credential",
+            );
+            expect_404(
+                &s.call(
+                    "GET",
+                    &format!("/embed/v1/deliveries/{}", them.delivery),
+                    None,
+                )
+                .await,
+                "get delivery",
+            );
+            expect_404(
+                &s.call(
+                    "POST",
+                    "/embed/v1/replays",
+                    Some(json!({ "delivery_id": them.delivery })),
+                )
+                .await,
+                "replay delivery",
+            );
             expect_404(
                 &s.call("POST", "/embed/v1/replays", Some(json!({ "since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z", "destination_id": d, "status": "succeeded" }))).await,
                 "replay window of a foreign destination",
@@ -98,37 +169,102 @@ async fn foreign_ids_answer_404_and_change_nothing() {
                 "create with foreign credential",
             );
             expect_404(
-                &s.call("PATCH", &format!("/embed/v1/destinations/{own_destination}"), Some(json!({ "credential_id": c }))).await,
+                &s.call(
+                    "PATCH",
+                    &format!("/embed/v1/destinations/{own_destination}"),
+                    Some(json!({ "credential_id": c })),
+                )
+                .await,
                 "patch to foreign credential",
             );
             let filtered = s.deliveries(&format!("?destination_id={d}")).await;
-            assert!(filtered.is_empty(), "a foreign destination filter shows nothing");
+            assert!(
+                filtered.is_empty(),
+                "a foreign destination filter shows nothing"
+            );
         }
         let listed = me.session.deliveries("").await;
-        assert!(listed.iter().all(|d| d["destination_id"] == me.destination.as_str()), "only own deliveries listed");
+        assert!(
+            listed
+                .iter()
+                .all(|d| d["destination_id"] == me.destination.as_str()),
+            "only own deliveries listed"
+        );
     }
 
     // Vendors: a tenant never reaches another tenant's sub-tenants or sessions.
     for (i, them) in owners.iter().enumerate() {
-        let other_vendor = if vendors[i].id == acme.id { &globex } else { &acme };
-        expect_404(&other_vendor.call("GET", &format!("/v1/sub-tenants/{}/deliveries", them.external_id), None).await, "operator view");
-        expect_404(&other_vendor.call("POST", &format!("/v1/sub-tenants/{}/revoke-sessions", them.external_id), None).await, "revoke sessions");
-        expect_404(&other_vendor.call("DELETE", &format!("/v1/sessions/{}", them.session.id), None).await, "revoke session");
-        expect_404(&other_vendor.call("DELETE", &format!("/v1/sub-tenants/{}", them.external_id), None).await, "delete sub-tenant");
-        let (status, own_view) = vendors[i].call("GET", &format!("/v1/sub-tenants/{}/deliveries", them.external_id), None).await;
+        let other_vendor = if vendors[i].id == acme.id {
+            &globex
+        } else {
+            &acme
+        };
+        expect_404(
+            &other_vendor
+                .call(
+                    "GET",
+                    &format!("/v1/sub-tenants/{}/deliveries", them.external_id),
+                    None,
+                )
+                .await,
+            "operator view",
+        );
+        expect_404(
+            &other_vendor
+                .call(
+                    "POST",
+                    &format!("/v1/sub-tenants/{}/revoke-sessions", them.external_id),
+                    None,
+                )
+                .await,
+            "revoke sessions",
+        );
+        expect_404(
+            &other_vendor
+                .call("DELETE", &format!("/v1/sessions/{}", them.session.id), None)
+                .await,
+            "revoke session",
+        );
+        expect_404(
+            &other_vendor
+                .call(
+                    "DELETE",
+                    &format!("/v1/sub-tenants/{}", them.external_id),
+                    None,
+                )
+                .await,
+            "delete sub-tenant",
+        );
+        let (status, own_view) = vendors[i]
+            .call(
+                "GET",
+                &format!("/v1/sub-tenants/{}/deliveries", them.external_id),
+                None,
+            )
+            .await;
         assert_eq!(status, 200);
-        assert_eq!(own_view["items"].as_array().unwrap().len(), 1, "the owner's operator view sees it");
+        assert_eq!(
+            own_view["items"].as_array().unwrap().len(),
+            1,
+            "the owner's operator view sees it"
+        );
     }
 
     let after: Vec<Value> = futures::future::join_all(owners.iter().map(snapshot)).await;
     assert_eq!(before, after, "no foreign request changed anything");
     for owned in &owners {
-        assert_eq!(snapshot(owned).await["credentials"]["items"][0]["rotated_at"], Value::Null);
+        assert_eq!(
+            snapshot(owned).await["credentials"]["items"][0]["rotated_at"],
+            Value::Null
+        );
     }
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Registers an Ed25519 key of the test's own with the host (as a retired key, which verifies but
@@ -166,7 +302,11 @@ async fn bad_tokens_answer_401_with_a_clear_code() {
         let url = url.clone();
         async move {
             let (status, body) = call(&client, "GET", &url, &token, None).await;
-            assert_eq!((status, body["error"]["code"].as_str()), (401, Some(code)), "{body}");
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (401, Some(code)),
+                "{body}"
+            );
         }
     };
 
@@ -179,11 +319,28 @@ async fn bad_tokens_answer_401_with_a_clear_code() {
     let (status, _) = call(&client, "GET", &url, &good, None).await;
     assert_eq!(status, 200);
 
-    check(sign(&key, test_kid, claims(now - 120, now - 60)), "token_expired").await;
-    check(sign(&key, test_kid, claims(now + 600, now + 900)), "token_not_yet_valid").await;
-    check(sign(&key, "sk_unknown", claims(now, now + 60)), "unknown_signing_key").await;
+    check(
+        sign(&key, test_kid, claims(now - 120, now - 60)),
+        "token_expired",
+    )
+    .await;
+    check(
+        sign(&key, test_kid, claims(now + 600, now + 900)),
+        "token_not_yet_valid",
+    )
+    .await;
+    check(
+        sign(&key, "sk_unknown", claims(now, now + 60)),
+        "unknown_signing_key",
+    )
+    .await;
 
-    let real_header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(customer.token.split('.').next().unwrap()).unwrap()).unwrap();
+    let real_header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(customer.token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     let real_kid = real_header["kid"].as_str().unwrap().to_owned();
     let body = URL_SAFE_NO_PAD.encode(claims(now, now + 60).to_string());
 
@@ -193,24 +350,49 @@ async fn bad_tokens_answer_401_with_a_clear_code() {
     parts[2] = URL_SAFE_NO_PAD.encode(signature);
     check(parts.join("."), "invalid_token").await;
 
-    let none_header = URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT", "kid": real_kid }).to_string());
+    let none_header =
+        URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT", "kid": real_kid }).to_string());
     check(format!("{none_header}.{body}."), "invalid_token").await;
 
     // HS256 keyed with the published public key: the classic algorithm-confusion forgery.
-    let (_, jwks) = call(&client, "GET", &format!("{}/.well-known/jwks.json", host.base), "", None).await;
-    let public = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == real_kid.as_str()).unwrap()["x"].as_str().unwrap().to_owned();
-    let hs_header = URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "typ": "JWT", "kid": real_kid }).to_string());
+    let (_, jwks) = call(
+        &client,
+        "GET",
+        &format!("{}/.well-known/jwks.json", host.base),
+        "",
+        None,
+    )
+    .await;
+    let public = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == real_kid.as_str())
+        .unwrap()["x"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hs_header = URL_SAFE_NO_PAD
+        .encode(json!({ "alg": "HS256", "typ": "JWT", "kid": real_kid }).to_string());
     let signing_input = format!("{hs_header}.{body}");
-    for secret in [public.as_bytes().to_vec(), URL_SAFE_NO_PAD.decode(&public).unwrap()] {
+    for secret in [
+        public.as_bytes().to_vec(),
+        URL_SAFE_NO_PAD.decode(&public).unwrap(),
+    ] {
         use hmac::Mac as _;
         let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&secret).unwrap();
         mac.update(signing_input.as_bytes());
-        let forged = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        let forged = format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
         check(forged, "invalid_token").await;
     }
 
     let other = vendor.session("c").await;
-    let (status, _) = vendor.call("DELETE", &format!("/v1/sessions/{}", other.id), None).await;
+    let (status, _) = vendor
+        .call("DELETE", &format!("/v1/sessions/{}", other.id), None)
+        .await;
     assert_eq!(status, 204);
     check(other.token.clone(), "session_revoked").await;
 
@@ -232,16 +414,39 @@ async fn session_lifetimes_are_bounded() {
     let host = Host::start(&[]).await;
     let vendor = host.create_tenant("Acme");
     for ttl in [0, 3601] {
-        let (status, body) = vendor.call("POST", "/v1/sessions", Some(json!({ "external_id": "c", "ttl_seconds": ttl }))).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (422, Some("validation_failed")));
+        let (status, body) = vendor
+            .call(
+                "POST",
+                "/v1/sessions",
+                Some(json!({ "external_id": "c", "ttl_seconds": ttl })),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("validation_failed"))
+        );
     }
-    let (status, body) = vendor.call("POST", "/v1/sessions", Some(json!({ "external_id": "c" }))).await;
+    let (status, body) = vendor
+        .call("POST", "/v1/sessions", Some(json!({ "external_id": "c" })))
+        .await;
     assert_eq!(status, 201);
-    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body["token"].as_str().unwrap().split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(body["token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     let mut keys: Vec<_> = payload.as_object().unwrap().keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["exp", "iat", "iss", "sid", "sub"], "claims exactly as API.md, nothing else");
-    assert_eq!(payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(), 900);
+    assert_eq!(
+        keys,
+        ["exp", "iat", "iss", "sid", "sub"],
+        "claims exactly as API.md, nothing else"
+    );
+    assert_eq!(
+        payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+        900
+    );
 }
 
 #[tokio::test]
@@ -266,7 +471,9 @@ async fn revocation_counts_from_the_very_next_request() {
         })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, body) = vendor.call("POST", "/v1/sub-tenants/c/revoke-sessions", None).await;
+    let (status, body) = vendor
+        .call("POST", "/v1/sub-tenants/c/revoke-sessions", None)
+        .await;
     assert_eq!((status, body["revoked"].as_i64()), (200, Some(1)));
     let revoked_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -274,9 +481,15 @@ async fn revocation_counts_from_the_very_next_request() {
     let seen = looping.await.unwrap();
     let before: Vec<_> = seen.iter().filter(|(at, _)| *at < revoked_at).collect();
     let after: Vec<_> = seen.iter().filter(|(at, _)| *at >= revoked_at).collect();
-    assert!(before.iter().any(|(_, s)| *s == 200), "the session worked before");
+    assert!(
+        before.iter().any(|(_, s)| *s == 200),
+        "the session worked before"
+    );
     assert!(!after.is_empty(), "requests ran after the revocation");
-    assert!(after.iter().all(|(_, s)| *s == 401), "every request after the revocation answer is refused");
+    assert!(
+        after.iter().all(|(_, s)| *s == 401),
+        "every request after the revocation answer is refused"
+    );
 }
 
 #[tokio::test]
@@ -286,19 +499,63 @@ async fn every_mutation_is_audited_for_its_own_customer() {
     let vendor = host.create_tenant("Acme");
     let owner = populate(&vendor, "a", &receiver).await;
     let other = vendor.session("b").await;
-    owner.session.call("POST", &format!("/embed/v1/credentials/{}/rotate", owner.credential), Some(json!({ "secret": { "token": "new" } }))).await;
-    owner.session.call("POST", "/embed/v1/replays", Some(json!({ "delivery_id": owner.delivery }))).await;
-    let (status, audit) = owner.session.call("GET", "/embed/v1/audit?limit=100", None).await;
+    owner
+        .session
+        .call(
+            "POST",
+            &format!("/embed/v1/credentials/{}/rotate", owner.credential),
+            Some(json!({ "secret": { "token": "new" } })),
+        )
+        .await;
+    owner
+        .session
+        .call(
+            "POST",
+            "/embed/v1/replays",
+            Some(json!({ "delivery_id": owner.delivery })),
+        )
+        .await;
+    let (status, audit) = owner
+        .session
+        .call("GET", "/embed/v1/audit?limit=100", None)
+        .await;
     assert_eq!(status, 200, "{audit}");
-    let actions: Vec<_> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
-    for expected in ["session.issue", "credential.create", "destination.create", "credential.rotate", "replay.create"] {
-        assert!(actions.contains(&expected.to_owned()), "{expected} missing from {actions:?}");
+    let actions: Vec<_> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "session.issue",
+        "credential.create",
+        "destination.create",
+        "credential.rotate",
+        "replay.create",
+    ] {
+        assert!(
+            actions.contains(&expected.to_owned()),
+            "{expected} missing from {actions:?}"
+        );
     }
     let entry = &audit["items"][0];
-    assert!(entry["at"].is_string() && entry["actor"].as_str().unwrap().starts_with("session:") && entry["target"].is_string());
+    assert!(
+        entry["at"].is_string()
+            && entry["actor"].as_str().unwrap().starts_with("session:")
+            && entry["target"].is_string()
+    );
     let (_, theirs) = other.call("GET", "/embed/v1/audit", None).await;
-    let their_actions: Vec<_> = theirs["items"].as_array().unwrap().iter().map(|e| e["action"].clone()).collect();
-    assert_eq!(their_actions, vec![json!("session.issue")], "another customer sees only its own");
+    let their_actions: Vec<_> = theirs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert_eq!(
+        their_actions,
+        vec![json!("session.issue")],
+        "another customer sees only its own"
+    );
 }
 
 #[tokio::test]
@@ -326,4 +583,64 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(body["error"]["code"], "rate_limited");
     let (status, _) = neighbour.call("GET", "/v1/destination-types", None).await;
     assert_eq!(status, 200, "another tenant is unaffected");
+}
+
+#[tokio::test]
+async fn rotating_the_signing_key_keeps_live_tokens_valid() {
+    let mut host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let before = vendor.session("c").await;
+    let kid = |token: &str| -> String {
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let out = host
+        .command()
+        .args(["keys", "rotate-signing"])
+        .env("PUSHRAIL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    host.restart().await;
+
+    let (status, _) = before.call("GET", "/embed/v1/destinations", None).await;
+    assert_eq!(
+        status, 200,
+        "a token signed before the rotation stays valid"
+    );
+    let after = vendor.session("c").await;
+    assert_eq!(
+        kid(&after.token),
+        rotated["signing_kid"].as_str().unwrap(),
+        "new sessions use the new key"
+    );
+    assert_ne!(kid(&after.token), kid(&before.token));
+    let (_, jwks) = call(
+        &reqwest::Client::new(),
+        "GET",
+        &format!("{}/.well-known/jwks.json", host.base),
+        "",
+        None,
+    )
+    .await;
+    let published: Vec<_> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        published.contains(&kid(&before.token)) && published.contains(&kid(&after.token)),
+        "{published:?}"
+    );
 }

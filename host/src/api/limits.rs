@@ -29,7 +29,10 @@ impl RateLimits {
 
     /// Counts in the database instead of in this process.
     pub fn shared(rate_per_sec: u32, burst: u32, store: Store) -> Self {
-        Self { shared: Some(store), ..Self::new(rate_per_sec, burst) }
+        Self {
+            shared: Some(store),
+            ..Self::new(rate_per_sec, burst)
+        }
     }
 
     pub async fn check(&self, tenant_id: &str) -> Result<(), ApiError> {
@@ -48,7 +51,9 @@ impl RateLimits {
     fn check_local(&self, tenant_id: &str) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limit lock");
-        let (tokens, last) = buckets.entry(tenant_id.to_owned()).or_insert((self.burst, now));
+        let (tokens, last) = buckets
+            .entry(tenant_id.to_owned())
+            .or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
@@ -72,6 +77,9 @@ mod tests {
         assert!(limits.check_local("a").is_ok());
         let refused = limits.check_local("a").unwrap_err();
         assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
-        assert!(limits.check_local("b").is_ok(), "another tenant has its own bucket");
+        assert!(
+            limits.check_local("b").is_ok(),
+            "another tenant has its own bucket"
+        );
     }
 }

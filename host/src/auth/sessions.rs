@@ -127,7 +127,7 @@ impl SessionSigner {
         Ok(n)
     }
 
-    async fn reload(&self) -> anyhow::Result<()> {
+    pub async fn reload(&self) -> anyhow::Result<()> {
         let rows = self.store.signing_keys().await?;
         let mut keys = HashMap::new();
         let mut newest = String::new();

@@ -41,7 +41,9 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, 
     };
     let destination = match destination {
         None | Some((_, true)) => return Err(permanent("the destination was deleted")),
-        Some((row, false)) if !row.enabled() => return Err(permanent("the destination is disabled")),
+        Some((row, false)) if !row.enabled() => {
+            return Err(permanent("the destination is disabled"))
+        }
         Some((row, false)) => row,
     };
     let Some(plugin) = inner.plugins.get(&destination.type_id) else {

@@ -45,8 +45,12 @@ impl Store {
         before_id: Option<&str>,
         limit: i64,
     ) -> sqlx::Result<Vec<AuditEntry>> {
-        let mut query = Sql::new("SELECT id, at, actor, action, target FROM audit_log WHERE tenant_id = ");
-        query.bind(scope.tenant_id()).push(" AND sub_tenant_id = ").bind(scope.sub_tenant_id());
+        let mut query =
+            Sql::new("SELECT id, at, actor, action, target FROM audit_log WHERE tenant_id = ");
+        query
+            .bind(scope.tenant_id())
+            .push(" AND sub_tenant_id = ")
+            .bind(scope.sub_tenant_id());
         if let Some(before) = before_id {
             query.push(" AND id < ").bind(before);
         }

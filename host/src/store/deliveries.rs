@@ -270,9 +270,7 @@ impl Store {
         if let Some(before) = &filter.before_id {
             query.push(" AND d.id < ").bind(before.clone());
         }
-        query
-            .push(" ORDER BY d.id DESC LIMIT ")
-            .bind(filter.limit);
+        query.push(" ORDER BY d.id DESC LIMIT ").bind(filter.limit);
         query.query_as().fetch_all(&self.read).await
     }
 
@@ -355,9 +353,7 @@ impl Store {
         query
             .push(" AND sub_tenant_id = ")
             .bind(scope.sub_tenant_id().to_owned());
-        query
-            .push(" AND status = ")
-            .bind(filter.status.clone());
+        query.push(" AND status = ").bind(filter.status.clone());
         query.push(" AND created_at >= ").bind(filter.since);
         query.push(" AND created_at < ").bind(filter.until);
         query.push(" AND destination_id IN (SELECT id FROM destinations WHERE deleted_at IS NULL AND tenant_id = ")

@@ -126,17 +126,19 @@ impl Store {
             );
             for (i, (index, event_id)) in chunk.iter().enumerate() {
                 let event = &events[*index];
-                insert.push(if i == 0 { "" } else { ", " }).bind_list::<Arg>([
-                    event_id.into(),
-                    event.scope.tenant_id().into(),
-                    event.scope.sub_tenant_id().into(),
-                    event.idempotency_key.clone().into(),
-                    event.event_type.as_str().into(),
-                    event.payload.as_str().into(),
-                    event.occurred_at.into(),
-                    now.into(),
-                    results[*index].deliveries.into(),
-                ]);
+                insert
+                    .push(if i == 0 { "" } else { ", " })
+                    .bind_list::<Arg>([
+                        event_id.into(),
+                        event.scope.tenant_id().into(),
+                        event.scope.sub_tenant_id().into(),
+                        event.idempotency_key.clone().into(),
+                        event.event_type.as_str().into(),
+                        event.payload.as_str().into(),
+                        event.occurred_at.into(),
+                        now.into(),
+                        results[*index].deliveries.into(),
+                    ]);
             }
             insert.query().execute(&mut *tx).await?;
         }
@@ -147,17 +149,19 @@ impl Store {
             );
             for (i, delivery) in chunk.iter().enumerate() {
                 let event = &events[delivery.event];
-                insert.push(if i == 0 { "" } else { ", " }).bind_list::<Arg>([
-                    (&delivery.id).into(),
-                    event.scope.tenant_id().into(),
-                    event.scope.sub_tenant_id().into(),
-                    (&delivery.event_id).into(),
-                    (&delivery.destination_id).into(),
-                    "pending".into(),
-                    now.into(),
-                    now.into(),
-                    now.into(),
-                ]);
+                insert
+                    .push(if i == 0 { "" } else { ", " })
+                    .bind_list::<Arg>([
+                        (&delivery.id).into(),
+                        event.scope.tenant_id().into(),
+                        event.scope.sub_tenant_id().into(),
+                        (&delivery.event_id).into(),
+                        (&delivery.destination_id).into(),
+                        "pending".into(),
+                        now.into(),
+                        now.into(),
+                        now.into(),
+                    ]);
             }
             insert.query().execute(&mut *tx).await?;
         }

@@ -4,6 +4,16 @@ use super::Store;
 use crate::scope::Scope;
 use crate::vault::Sealed;
 
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    tenant_id: String,
+    sub_tenant_id: String,
+    id: String,
+    master_kid: String,
+    wrapped_key: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
 pub struct SealedCredential {
     pub scope: Scope,
     pub id: String,
@@ -17,7 +27,7 @@ impl Store {
         current_kid: &str,
         limit: i64,
     ) -> sqlx::Result<Vec<SealedCredential>> {
-        let rows: Vec<(String, String, String, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<SealedRow> = sqlx::query_as(
             "SELECT tenant_id, sub_tenant_id, id, master_kid, wrapped_key, ciphertext FROM credentials
              WHERE master_kid <> $1 ORDER BY id LIMIT $2",
         )
@@ -27,17 +37,15 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(tenant, sub, id, master_kid, wrapped_key, ciphertext)| SealedCredential {
-                    scope: Scope::authenticated(tenant, sub),
-                    id,
-                    sealed: Sealed {
-                        master_kid,
-                        wrapped_key,
-                        ciphertext,
-                    },
+            .map(|row| SealedCredential {
+                scope: Scope::authenticated(row.tenant_id, row.sub_tenant_id),
+                id: row.id,
+                sealed: Sealed {
+                    master_kid: row.master_kid,
+                    wrapped_key: row.wrapped_key,
+                    ciphertext: row.ciphertext,
                 },
-            )
+            })
             .collect())
     }
 

@@ -12,8 +12,8 @@ mod deliveries;
 mod destinations;
 mod events;
 mod keys;
-mod sql;
 mod sessions;
+mod sql;
 mod tenants;
 
 use std::path::Path;
@@ -69,16 +69,18 @@ impl Store {
         let path = data_dir.join("pushrail.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let pool = |max: u32| {
-            AnyPoolOptions::new().max_connections(max).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                    )
-                    .await?;
-                    Ok(())
+                        )
+                        .await?;
+                        Ok(())
+                    })
                 })
-            })
         };
         let write = pool(1)
             .connect(&url)
@@ -89,7 +91,11 @@ impl Store {
             .await
             .context("running SQLite migrations")?;
         let read = pool(8).connect(&url).await?;
-        Ok(Self { read, write, backend: Backend::Sqlite })
+        Ok(Self {
+            read,
+            write,
+            backend: Backend::Sqlite,
+        })
     }
 
     async fn open_postgres(url: &str) -> anyhow::Result<Self> {
@@ -103,7 +109,11 @@ impl Store {
             .run(&pool)
             .await
             .context("running PostgreSQL migrations")?;
-        Ok(Self { read: pool.clone(), write: pool, backend: Backend::Postgres })
+        Ok(Self {
+            read: pool.clone(),
+            write: pool,
+            backend: Backend::Postgres,
+        })
     }
 
     pub fn backend(&self) -> Backend {

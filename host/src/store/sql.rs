@@ -50,7 +50,10 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), args: Vec::new() }
+        Self {
+            text: text.into(),
+            args: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -79,21 +82,25 @@ impl Sql {
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        self.args.iter().fold(sqlx::query(&self.text), |q, arg| match arg {
-            Arg::Text(s) => q.bind(s.clone()),
-            Arg::OptText(s) => q.bind(s.clone()),
-            Arg::Int(n) => q.bind(*n),
-        })
+        self.args
+            .iter()
+            .fold(sqlx::query(&self.text), |q, arg| match arg {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::OptText(s) => q.bind(s.clone()),
+                Arg::Int(n) => q.bind(*n),
+            })
     }
 
     pub fn query_as<T>(&self) -> QueryAs<'_, Any, T, AnyArguments<'_>>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        self.args.iter().fold(sqlx::query_as(&self.text), |q, arg| match arg {
-            Arg::Text(s) => q.bind(s.clone()),
-            Arg::OptText(s) => q.bind(s.clone()),
-            Arg::Int(n) => q.bind(*n),
-        })
+        self.args
+            .iter()
+            .fold(sqlx::query_as(&self.text), |q, arg| match arg {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::OptText(s) => q.bind(s.clone()),
+                Arg::Int(n) => q.bind(*n),
+            })
     }
 }

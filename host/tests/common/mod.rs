@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[allow(unused_imports, reason = "not every test binary uses the receiver")]
 pub use receiver::Receiver;
 
 pub fn bin() -> &'static str {
@@ -41,7 +42,11 @@ pub fn test_plugins_dir() -> PathBuf {
     let dir = std::env::var_os("PUSHRAIL_TEST_PLUGINS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("plugins/test-dist"));
-    assert!(dir.join("hostile.wasm").exists(), "no test plugins in {}: run the suite with scripts/test", dir.display());
+    assert!(
+        dir.join("hostile.wasm").exists(),
+        "no test plugins in {}: run the suite with scripts/test",
+        dir.display()
+    );
     dir
 }
 
@@ -83,28 +88,56 @@ pub fn on_postgres() -> bool {
 
 fn psql(sql: &str) {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
         .output()
         .expect("running psql");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl TestDatabase {
     fn create() -> Self {
         let name = format!("pushrail_t_{}", uuid::Uuid::new_v4().simple());
         psql(&format!("CREATE DATABASE {name}"));
-        Self { url: format!("{PG}/{name}"), name, owner: true }
+        Self {
+            url: format!("{PG}/{name}"),
+            name,
+            owner: true,
+        }
     }
 
     fn share(&self) -> Self {
-        Self { name: self.name.clone(), url: self.url.clone(), owner: false }
+        Self {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            owner: false,
+        }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if self.owner {
-            let _ = std::panic::catch_unwind(|| psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)));
+            let _ = std::panic::catch_unwind(|| {
+                psql(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+            });
         }
     }
 }
@@ -141,7 +174,11 @@ impl Host {
         let temp = tempfile::tempdir().unwrap();
         let plugins = temp.path().join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
-        std::fs::copy(plugins_dir().join("webhook.wasm"), plugins.join("webhook.wasm")).unwrap();
+        std::fs::copy(
+            plugins_dir().join("webhook.wasm"),
+            plugins.join("webhook.wasm"),
+        )
+        .unwrap();
         for name in ["hostile.wasm", "template.wasm"] {
             std::fs::copy(test_plugins_dir().join(name), plugins.join(name)).unwrap();
         }
@@ -168,7 +205,12 @@ impl Host {
         Self::start_on(true, data_dir, Some(temp), args).await
     }
 
-    async fn start_on(postgres: bool, data_dir: PathBuf, temp: Option<tempfile::TempDir>, extra: Vec<String>) -> Host {
+    async fn start_on(
+        postgres: bool,
+        data_dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        extra: Vec<String>,
+    ) -> Host {
         let (database, master_key) = if postgres {
             (Some(TestDatabase::create()), Some(random_master_key()))
         } else {
@@ -197,7 +239,13 @@ impl Host {
             data_dir: temp.path().to_owned(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             port: free_port(),
-            database: Some(other.database.as_ref().expect("join needs PostgreSQL").share()),
+            database: Some(
+                other
+                    .database
+                    .as_ref()
+                    .expect("join needs PostgreSQL")
+                    .share(),
+            ),
             master_key: other.master_key.clone(),
             _temp: Some(temp),
         };
@@ -235,7 +283,10 @@ impl Host {
             .args(if self.extra.iter().any(|a| a == "--plugins-dir") {
                 Vec::new()
             } else {
-                vec!["--plugins-dir".to_owned(), plugins_dir().display().to_string()]
+                vec![
+                    "--plugins-dir".to_owned(),
+                    plugins_dir().display().to_string(),
+                ]
             })
             .arg("--cache-dir")
             .arg(cache)
@@ -510,20 +561,35 @@ pub async fn database(host: &Host) -> sqlx::AnyPool {
         Some(database) => database.url.clone(),
         None => format!("sqlite://{}", host.data_dir.join("pushrail.db").display()),
     };
-    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap()
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap()
 }
 
 /// Everything the store holds, as bytes: the SQLite files, or a `pg_dump` of the database.
 pub fn stored_bytes(host: &Host) -> Vec<(String, Vec<u8>)> {
     match &host.database {
         Some(database) => {
-            let out = Command::new("pg_dump").arg(&database.url).output().expect("running pg_dump");
-            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("pg_dump")
+                .arg(&database.url)
+                .output()
+                .expect("running pg_dump");
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             vec![("pg_dump".to_owned(), out.stdout)]
         }
         None => ["pushrail.db", "pushrail.db-wal", "pushrail.db-shm"]
             .iter()
-            .filter_map(|name| std::fs::read(host.data_dir.join(name)).ok().map(|b| ((*name).to_owned(), b)))
+            .filter_map(|name| {
+                std::fs::read(host.data_dir.join(name))
+                    .ok()
+                    .map(|b| ((*name).to_owned(), b))
+            })
             .collect(),
     }
 }

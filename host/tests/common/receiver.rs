@@ -113,7 +113,11 @@ async fn record(
         tokio::time::sleep(delay).await;
     }
     if let Some(location) = redirect {
-        return (StatusCode::FOUND, [(axum::http::header::LOCATION, location)]).into_response();
+        return (
+            StatusCode::FOUND,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response();
     }
     StatusCode::from_u16(status).unwrap().into_response()
 }
