@@ -64,13 +64,21 @@ impl ApiError {
         }
     }
 
+    /// A 422 listing every problem; the message repeats the first so a client showing only the
+    /// message still says what to fix.
+    pub fn fields(details: Vec<FieldDetail>) -> Self {
+        let message = match details.first() {
+            Some(first) => format!("{}: {}", first.field, first.message),
+            None => "the request is not valid".to_owned(),
+        };
+        Self::validation(message, details)
+    }
+
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let detail = FieldDetail {
+        Self::fields(vec![FieldDetail {
             field: field.into(),
             message: message.into(),
-        };
-        let message = format!("{}: {}", detail.field, detail.message);
-        Self::validation(message, vec![detail])
+        }])
     }
 
     pub fn too_many_requests(retry_after_secs: u64) -> Self {

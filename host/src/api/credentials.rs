@@ -271,6 +271,5 @@ fn check_secret(kind: &str, secret: &Value) -> ApiResult<()> {
     if details.is_empty() {
         return Ok(());
     }
-    let message = format!("{}: {}", details[0].field, details[0].message);
-    Err(ApiError::validation(message, details))
+    Err(ApiError::fields(details))
 }

@@ -392,6 +392,5 @@ async fn check(
     if details.is_empty() {
         return Ok(());
     }
-    let message = format!("{}: {}", details[0].field, details[0].message);
-    Err(ApiError::validation(message, details))
+    Err(ApiError::fields(details))
 }

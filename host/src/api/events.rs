@@ -113,8 +113,7 @@ async fn ingest(
         }
     }
     if !details.is_empty() {
-        let message = format!("{}: {}", details[0].field, details[0].message);
-        return Err(ApiError::validation(message, details));
+        return Err(ApiError::fields(details));
     }
 
     let now = clock::now_ms();

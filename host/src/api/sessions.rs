@@ -52,12 +52,10 @@ pub async fn create(
         .store
         .insert_session(&session_id, &tenant.tenant_id, &sub_tenant_id, exp * 1000)
         .await?;
-    let mut tx = state.store.begin().await?;
     let actor = format!("tenant:{}", tenant.tenant_id);
     state
         .store
-        .audit(
-            &mut tx,
+        .audit_now(
             &tenant.tenant_id,
             Some(&sub_tenant_id),
             &actor,
@@ -65,7 +63,6 @@ pub async fn create(
             &session_id,
         )
         .await?;
-    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -87,12 +84,10 @@ pub async fn revoke(
         .revoke_session(&tenant.tenant_id, &session_id)
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
-    let mut tx = state.store.begin().await?;
     let actor = format!("tenant:{}", tenant.tenant_id);
     state
         .store
-        .audit(
-            &mut tx,
+        .audit_now(
             &tenant.tenant_id,
             Some(&sub_tenant_id),
             &actor,
@@ -100,7 +95,6 @@ pub async fn revoke(
             &session_id,
         )
         .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,12 +112,10 @@ pub async fn revoke_sub_tenant(
         .store
         .revoke_sub_tenant_sessions(&tenant.tenant_id, &sub_tenant_id)
         .await?;
-    let mut tx = state.store.begin().await?;
     let actor = format!("tenant:{}", tenant.tenant_id);
     state
         .store
-        .audit(
-            &mut tx,
+        .audit_now(
             &tenant.tenant_id,
             Some(&sub_tenant_id),
             &actor,
@@ -131,7 +123,6 @@ pub async fn revoke_sub_tenant(
             &sub_tenant_id,
         )
         .await?;
-    tx.commit().await?;
     Ok(Json(json!({ "revoked": revoked })))
 }
 

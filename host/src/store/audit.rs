@@ -39,6 +39,21 @@ impl Store {
         Ok(())
     }
 
+    /// Records an action that has no transaction of its own to join.
+    pub async fn audit_now(
+        &self,
+        tenant_id: &str,
+        sub_tenant_id: Option<&str>,
+        actor: &str,
+        action: &str,
+        target: &str,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.begin().await?;
+        self.audit(&mut tx, tenant_id, sub_tenant_id, actor, action, target)
+            .await?;
+        tx.commit().await
+    }
+
     pub async fn list_audit(
         &self,
         scope: &Scope,

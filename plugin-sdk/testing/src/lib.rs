@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use pushrail::plugins::{
-    Credential, Delivered, DeliveryRequest, EgressPolicy, Event, Failure, NetLimits, Plugin, PluginHost, SandboxLimits,
+    Credential, Delivered, DeliveryRequest, EgressPolicy, Event, Failure, NetLimits, Plugin,
+    PluginHost, SandboxLimits,
 };
 use serde_json::Value;
 
@@ -44,17 +45,33 @@ pub fn event(id: &str, payload: Value) -> Event {
     }
 }
 
+/// The target dir of the running test: `CARGO_TARGET_DIR`, else the one the test binary sits in
+/// (`<target>/debug/deps/<test>`), else `target` beside the manifest.
+fn target_dir(manifest_dir: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_owned))
+        .unwrap_or_else(|| Path::new(manifest_dir).join("target"))
+}
+
 impl Harness {
     /// Builds the plugin crate in `manifest_dir` for `wasm32-wasip2` (in its own target dir, so
     /// it does not wait on the `cargo test` that runs it) and loads the component.
     pub async fn build(manifest_dir: &str) -> anyhow::Result<Self> {
         let manifest = Path::new(manifest_dir).join("Cargo.toml");
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(manifest_dir).join("target"))
-            .join("plugin-harness");
+        let target_dir = target_dir(manifest_dir).join("plugin-harness");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .arg("--target-dir")
             .arg(&target_dir)
@@ -66,20 +83,36 @@ impl Harness {
         let text = std::fs::read_to_string(&manifest)?;
         let name = text
             .lines()
-            .find_map(|l| l.trim().strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("name = \"")
+                    .and_then(|r| r.strip_suffix('"'))
+            })
             .context("no package name in Cargo.toml")?;
-        Self::load(&target_dir.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")))).await
+        Self::load(&target_dir.join(format!(
+            "wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        )))
+        .await
     }
 
     /// Loads an already built component.
     pub async fn load(component: &Path) -> anyhow::Result<Self> {
-        let limits = SandboxLimits { memory_bytes: 64 << 20, timeout: Duration::from_secs(30), instances: 8 };
+        let limits = SandboxLimits {
+            memory_bytes: 64 << 20,
+            timeout: Duration::from_secs(30),
+            instances: 8,
+        };
         let loopback = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
         let mut host = PluginHost::new(EgressPolicy::new(loopback), NetLimits::default(), limits)?;
         let cache = std::env::temp_dir().join("pushrail-plugin-harness-cache");
         let info = host.load(component, &cache).await?;
         let plugin = host.get(&info.id).context("the plugin did not register")?;
-        Ok(Self { host, plugin, _cache: cache })
+        Ok(Self {
+            host,
+            plugin,
+            _cache: cache,
+        })
     }
 
     pub fn info(&self) -> &PluginInfo {
@@ -90,7 +123,11 @@ impl Harness {
     pub async fn validate(&self, config: Value) -> Vec<(String, String)> {
         let mut errors = self.plugin.check_schema(&config);
         if errors.is_empty() {
-            errors = self.host.validate(&self.plugin, &config.to_string()).await.expect("validate ran");
+            errors = self
+                .host
+                .validate(&self.plugin, &config.to_string())
+                .await
+                .expect("validate ran");
         }
         errors.into_iter().map(|e| (e.field, e.message)).collect()
     }
@@ -104,7 +141,10 @@ impl Harness {
     ) -> Result<Delivered, Failure> {
         let request = DeliveryRequest {
             config: config.to_string(),
-            credential: credential.map(|(kind, secret)| Credential { kind: kind.to_owned(), secret: secret.to_string() }),
+            credential: credential.map(|(kind, secret)| Credential {
+                kind: kind.to_owned(),
+                secret: secret.to_string(),
+            }),
             events,
         };
         match self.host.deliver(&self.plugin, request, "harness").await {
