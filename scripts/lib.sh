@@ -47,6 +47,19 @@ build_test_plugins() {
   cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/my_destination.wasm" "$ROOT/plugins/test-dist/template.wasm"
 }
 
+# npm dependencies of embed-react/ (the package and the demo dashboard). `npm ci` wipes
+# node_modules, so it only runs when the lockfile differs from the one last installed.
+ensure_embed_deps() {
+  local stamp="$ROOT/embed-react/node_modules/.pushrail-lock.sha256"
+  local want
+  want="$(sha256sum "$ROOT/embed-react/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "npm ci (embed-react)"
+    (cd "$ROOT/embed-react" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
+  fi
+}
+
 build_host() {
   log "building the host"
   (cd "$ROOT" && cargo build --quiet -p pushrail)

@@ -1,0 +1,33 @@
+export { PushrailEmbed, type PushrailEmbedProps } from './PushrailEmbed.js';
+export {
+  defaultTheme,
+  themeToCssVars,
+  type PushrailClassNames,
+  type PushrailTheme,
+  type PushrailThemeColors,
+  type PushrailThemeFontSizes,
+} from './theme.js';
+export { decodeJwtExp, SignedOutError, TokenManager, type AuthState, type SignedOutReason, type TokenManagerOptions } from './token.js';
+export {
+  ApiClient,
+  PushrailApiError,
+  type Attempt,
+  type AttemptOutcome,
+  type Credential,
+  type CredentialKind,
+  type Delivery,
+  type DeliveryFilters,
+  type DeliveryStatus,
+  type Destination,
+  type DestinationInput,
+  type DestinationType,
+  type FieldError,
+  type JsonSchema,
+  type Page,
+  type ReplayRequest,
+  type ReplayResult,
+  type TestResult,
+} from './api.js';
+export { SchemaForm, type SchemaFormProps } from './SchemaForm.js';
+export { validate as validateAgainstSchema, type FieldErrors } from './schema.js';
+export type { TabId } from './context.js';

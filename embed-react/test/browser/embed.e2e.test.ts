@@ -1,0 +1,400 @@
+/**
+ * The whole flow in Chromium against the real host: a customer configures a webhook, tests it,
+ * watches a failure arrive, replays it once the receiver is fixed; another customer sees none of
+ * it; a revocation signs the first one out. Screenshots go to test-artifacts/embed/.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  ARTIFACTS_DIR,
+  CHROMIUM,
+  onStop,
+  poll,
+  startDemo,
+  startHost,
+  startReceiver,
+  stopAll,
+  type Host,
+  type Receiver,
+} from './harness.js';
+
+const WAIT = 15_000;
+
+let host: Host;
+let receiver: Receiver;
+let demoUrl: string;
+let browser: Browser;
+let pageA: Page | undefined;
+
+function customerA(): Page {
+  if (!pageA) throw new Error('customer A has no page');
+  return pageA;
+}
+let destinationId = '';
+const deliveriesOfA: string[] = [];
+const pageErrors: string[] = [];
+
+/** Saves a screenshot; the whole page, or only the viewport while a modal dialog is open. */
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS_DIR, `${name}.png`), fullPage });
+}
+
+async function newCustomerPage(customer: string, url = demoUrl): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('pageerror', (error) => pageErrors.push(`${customer}: ${error.message}`));
+  await page.goto(url);
+  await signIn(page, customer);
+  return { context, page };
+}
+
+async function signIn(page: Page, customer: string): Promise<void> {
+  await page.getByLabel('Customer (external id)').fill(customer);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText(`Signed in as ${customer}`).waitFor();
+  await page.getByRole('tab', { name: 'Destinations' }).waitFor();
+}
+
+async function openTab(page: Page, name: string): Promise<void> {
+  await page.getByRole('tab', { name }).click();
+  await page.locator('[role="tab"][aria-selected="true"]', { hasText: name }).waitFor();
+}
+
+/** The token the demo backend mints for the page's signed-in customer. */
+async function tokenOf(page: Page): Promise<string> {
+  return page.evaluate(async () => {
+    const response = await fetch('/api/token');
+    return ((await response.json()) as { token: string }).token;
+  });
+}
+
+async function publish(page: Page, type: string): Promise<void> {
+  const log = page.getByTestId('operator-log');
+  const before = await log.locator('li').count();
+  await page.locator('#operator-event-type').fill(type);
+  await page.getByRole('button', { name: 'Publish sample event' }).click();
+  await poll('the publish answer', async () => (await log.locator('li').count()) > before);
+  const line = (await log.locator('li').first().textContent()) ?? '';
+  expect(line).toMatch(/^Publish: evt_\w+ → 1 delivery$/);
+}
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  host = await startHost();
+  receiver = await startReceiver();
+  demoUrl = await startDemo(host);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  onStop(() => browser.close());
+  ({ page: pageA } = await newCustomerPage('acme-customer-a'));
+});
+
+afterEach(async ({ task }) => {
+  if (task.result?.state === 'fail' && pageA && !pageA.isClosed()) {
+    await shot(pageA, `failure-${task.name.replace(/\W+/g, '-').slice(0, 60)}`).catch(() => undefined);
+  }
+});
+
+afterAll(async () => {
+  await stopAll();
+});
+
+describe('embed in the demo dashboard, against the real host', () => {
+  it('shows customer A an empty destinations screen', async () => {
+    const page = customerA();
+    await page.getByText('No destinations yet').waitFor();
+    // Keyboard: arrow keys move between tabs (roving tabindex) and select them.
+    await page.getByRole('tab', { name: 'Destinations' }).focus();
+    await page.keyboard.press('ArrowRight');
+    expect(await page.getByRole('tab', { name: 'Credentials' }).getAttribute('aria-selected')).toBe('true');
+    expect(await page.getByRole('tab', { name: 'Credentials' }).getAttribute('tabindex')).toBe('0');
+    expect(await page.getByRole('tab', { name: 'Destinations' }).getAttribute('tabindex')).toBe('-1');
+    await page.keyboard.press('ArrowLeft');
+    expect(await page.getByRole('tab', { name: 'Destinations' }).getAttribute('aria-selected')).toBe('true');
+  });
+
+  it('creates a webhook destination from the type schema, with validation from the API', async () => {
+    const page = customerA();
+    await page.getByRole('button', { name: 'Add destination' }).first().click();
+    // Other plugins may be loaded too: pick the webhook type.
+    await page.getByRole('radio', { name: /^Webhook/ }).check();
+    // Controls come from the webhook's config_schema: titles as labels, a URL input, a number input.
+    const url = page.getByLabel('Endpoint URL');
+    expect(await url.getAttribute('type')).toBe('url');
+    expect(await page.getByLabel('Timeout (ms)').getAttribute('type')).toBe('number');
+
+    // A value the client accepts but the plugin refuses: the API's details land on the field.
+    await page.getByLabel('Name', { exact: true }).fill('Orders endpoint');
+    await url.fill(receiver.url);
+    await page.getByRole('button', { name: 'Add custom header' }).click();
+    await page.getByLabel('Custom headers 1 name').fill('Authorization');
+    await page.getByLabel('Custom headers 1 value').fill('secret-ish');
+    await page.getByRole('button', { name: 'Create destination' }).click();
+    await page.getByText('this header is set by Pushrail').waitFor();
+    expect(await page.getByLabel('Custom headers 1 value').getAttribute('aria-invalid')).toBe('true');
+
+    await page.getByLabel('Custom headers 1 name').fill('X-Acme-Source');
+    await page.getByLabel('Custom headers 1 value').fill('pushrail-demo');
+    await page.getByLabel('Event types').fill('order.*, pushrail.test');
+    await shot(page, '02-create-form');
+    await page.getByRole('button', { name: 'Create destination' }).click();
+    await page.getByText('“Orders endpoint” created.').waitFor();
+    const row = page.locator('tr[data-destination="Orders endpoint"]');
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toContain(receiver.url);
+    await expect(row.textContent()).resolves.toContain('Enabled');
+    await shot(page, '01-destinations');
+
+    const token = await tokenOf(page);
+    const list = (await (
+      await fetch(`${host.url}/embed/v1/destinations`, { headers: { Authorization: `Bearer ${token}` } })
+    ).json()) as { items: { id: string; config: Record<string, unknown>; credential_id: string | null }[] };
+    expect(list.items).toHaveLength(1);
+    const [created] = list.items;
+    destinationId = created?.id ?? '';
+    expect(created?.config).toEqual({ url: receiver.url, headers: { 'X-Acme-Source': 'pushrail-demo' } });
+    expect(created?.credential_id).toMatch(/^cred_/); // the generated signing secret
+  });
+
+  it('edits, disables and re-enables the destination', async () => {
+    const page = customerA();
+    await page.getByRole('button', { name: 'Edit Orders endpoint' }).click();
+    const timeout = page.getByLabel(/Timeout \(ms\)/);
+    await timeout.fill('5000');
+    expect(await page.getByLabel('Endpoint URL').inputValue()).toBe(receiver.url);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('“Orders endpoint” saved.').waitFor();
+    const token = await tokenOf(page);
+    const saved = (await (
+      await fetch(`${host.url}/embed/v1/destinations/${destinationId}`, { headers: { Authorization: `Bearer ${token}` } })
+    ).json()) as { config: Record<string, unknown>; event_types: string[] };
+    expect(saved.config).toEqual({ url: receiver.url, headers: { 'X-Acme-Source': 'pushrail-demo' }, timeout_ms: 5000 });
+    expect(saved.event_types).toEqual(['order.*', 'pushrail.test']);
+
+    const row = page.locator('tr[data-destination="Orders endpoint"]');
+    await page.getByRole('button', { name: 'Disable Orders endpoint' }).click();
+    await row.getByText('Disabled').waitFor();
+    expect(await page.getByRole('button', { name: 'Send test event to Orders endpoint' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Enable Orders endpoint' }).click();
+    await row.getByText('Enabled').waitFor();
+  });
+
+  it('sends a test event and shows the attempt, also in the delivery log', async () => {
+    const page = customerA();
+    await page.getByRole('button', { name: 'Send test event to Orders endpoint' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Test event sent' });
+    await dialog.waitFor();
+    await dialog.getByText('Succeeded').waitFor();
+    await expect(dialog.textContent()).resolves.toContain('200');
+    await shot(page, '03-test-event', false);
+    const request = receiver.requests.at(-1);
+    expect(request?.headers['webhook-signature']).toMatch(/^v1,/);
+    expect(request?.headers['x-acme-source']).toBe('pushrail-demo');
+
+    await dialog.getByRole('button', { name: 'View in delivery log' }).click();
+    await page.getByRole('heading', { name: /pushrail\.test/ }).waitFor();
+    const attempt = page.locator('tr[data-attempt="1"]');
+    await attempt.waitFor();
+    await expect(attempt.textContent()).resolves.toMatch(/Succeeded.*200/s);
+  });
+
+  it('shows a failing receiver in the log, with every attempt', async () => {
+    const page = customerA();
+    receiver.status = 500;
+    await openTab(page, 'Delivery log');
+    await publish(page, 'order.created');
+    await publish(page, 'order.updated');
+    // Three attempts each (0s, 500ms, 500ms), then failed; the log refreshes itself.
+    const failed = page.locator('tr[data-status="failed"]');
+    await poll('two failed deliveries in the log', async () => (await failed.count()) === 2, 20_000);
+    await shot(page, '04-delivery-log');
+
+    // Filters: only failures, only order.created.
+    await page.getByLabel('Status', { exact: true }).selectOption('failed');
+    await page.getByRole('textbox', { name: 'Event type', exact: true }).first().fill('order.created');
+    await poll('the filtered log', async () => (await page.locator('tbody tr[data-delivery]').count()) === 1);
+
+    await page.getByRole('button', { name: 'order.created, failed: view attempts' }).click();
+    await page.locator('tr[data-attempt="3"]').waitFor();
+    const attempts = page.locator('tr[data-attempt]');
+    expect(await attempts.count()).toBe(3);
+    const text = (await attempts.first().textContent()) ?? '';
+    expect(text).toContain('500');
+    expect(text).toContain('receiver is down for maintenance');
+    expect(text).toMatch(/Retryable error/);
+    await shot(page, '05-attempt-detail');
+  });
+
+  it('replays the failed delivery from its detail view once the receiver is fixed', async () => {
+    const page = customerA();
+    receiver.status = 200;
+    await page.getByRole('button', { name: 'Replay', exact: true }).click();
+    const confirm = page.getByRole('dialog', { name: 'Replay this delivery?' });
+    await confirm.waitFor();
+    await shot(page, '06-replay-confirm', false);
+    await confirm.getByRole('button', { name: 'Replay delivery' }).click();
+    await page.getByText('1 delivery replayed.').waitFor();
+    await page.locator('tr[data-attempt="4"]').waitFor();
+    await expect(page.locator('tr[data-attempt="4"]').textContent()).resolves.toMatch(/Succeeded.*200/s);
+    await page.getByRole('heading').filter({ hasText: 'order.created' }).getByText('Succeeded').waitFor();
+    await shot(page, '07-replayed');
+  });
+
+  it('replays a window of failures from the Replay tab, after a confirmation', async () => {
+    const page = customerA();
+    await openTab(page, 'Replay');
+    await page.getByText('1 failed delivery in this window.').waitFor();
+    await shot(page, '08-replay-window');
+    await page.getByRole('button', { name: 'Replay deliveries…' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Replay failed deliveries?' });
+    await confirm.waitFor();
+    await shot(page, '08b-replay-window-confirm', false);
+    await confirm.getByRole('button', { name: 'Replay', exact: true }).click();
+    await page.getByText('1 delivery replayed', { exact: true }).waitFor();
+
+    await openTab(page, 'Delivery log');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await poll(
+      'every delivery to succeed',
+      async () => {
+        const statuses = await page.locator('tbody tr[data-delivery]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-status')));
+        return statuses.length === 3 && statuses.every((s) => s === 'succeeded');
+      },
+      20_000,
+    );
+    deliveriesOfA.push(
+      ...(await page.locator('tbody tr[data-delivery]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-delivery') ?? ''))),
+    );
+    await shot(page, '09-delivery-log-succeeded');
+  });
+
+  it('creates, rotates and deletes a credential without ever showing the secret', async () => {
+    const page = customerA();
+    await openTab(page, 'Credentials');
+    await page.locator('tr[data-credential="Orders endpoint signing secret"]').waitFor();
+    await page.getByRole('button', { name: 'Add credential' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Partner API token');
+    await page.getByLabel('Kind').selectOption('bearer');
+    const secretInput = page.getByLabel('Token', { exact: true });
+    expect(await secretInput.getAttribute('type')).toBe('password');
+    await secretInput.fill('tok_live_very_secret_1');
+    await shot(page, '10-credential-form');
+    await page.getByRole('button', { name: 'Save credential' }).click();
+    const row = page.locator('tr[data-credential="Partner API token"]');
+    await row.waitFor();
+    expect(await page.content()).not.toContain('tok_live_very_secret_1');
+    await shot(page, '11-credentials');
+
+    await page.getByRole('button', { name: 'Rotate Partner API token' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Rotate “Partner API token”' });
+    await dialog.getByLabel('Token', { exact: true }).fill('tok_live_very_secret_2');
+    await dialog.getByRole('button', { name: 'Rotate credential' }).click();
+    await page.getByText('“Partner API token” rotated.', { exact: false }).waitFor();
+    await expect(row.textContent()).resolves.toContain('Rotated');
+    expect(await page.content()).not.toContain('tok_live_very_secret_2');
+
+    // The generated signing secret is in use: deleting it answers 409, shown in the dialog.
+    await page.getByRole('button', { name: 'Delete Orders endpoint signing secret' }).click();
+    const refuse = page.getByRole('dialog', { name: 'Delete “Orders endpoint signing secret”?' });
+    await refuse.getByRole('button', { name: 'Delete credential' }).click();
+    await refuse.getByText('a destination uses this credential').waitFor();
+    await refuse.getByRole('button', { name: 'Cancel' }).click();
+
+    await page.getByRole('button', { name: 'Delete Partner API token' }).click();
+    await page.getByRole('dialog', { name: 'Delete “Partner API token”?' }).getByRole('button', { name: 'Delete credential' }).click();
+    await page.getByText('“Partner API token” deleted.').waitFor();
+    expect(await row.count()).toBe(0);
+  });
+
+  it('shows customer B none of customer A’s destinations or deliveries', async () => {
+    const { context, page } = await newCustomerPage('acme-customer-b');
+    try {
+      await page.getByText('No destinations yet').waitFor();
+      await openTab(page, 'Delivery log');
+      await page.getByText('No deliveries yet').waitFor();
+      await shot(page, '12-customer-b');
+      // And through the API with B's token: A's ids are unknown (404, no existence oracle).
+      const token = await tokenOf(page);
+      const headers = { Authorization: `Bearer ${token}` };
+      expect((await fetch(`${host.url}/embed/v1/destinations/${destinationId}`, { headers })).status).toBe(404);
+      for (const id of deliveriesOfA) {
+        expect((await fetch(`${host.url}/embed/v1/deliveries/${id}`, { headers })).status).toBe(404);
+      }
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('signs customer A out when the operator revokes their sessions, until they sign in again', async () => {
+    const page = customerA();
+    await openTab(page, 'Destinations');
+    await page.locator('tr[data-destination="Orders endpoint"]').waitFor();
+    await page.locator('#operator-customer').selectOption('acme-customer-a');
+    await page.getByRole('button', { name: 'Revoke sessions' }).click();
+    await page.getByTestId('operator-log').getByText(/Revoke: \d+ sessions? of acme-customer-a revoked/).waitFor();
+
+    // The next request answers 401; the refresh is refused by the demo backend: signed out.
+    await page.getByRole('tab', { name: 'Delivery log' }).click();
+    await page.getByText("You're signed out").waitFor();
+    expect(await page.locator('.pr-embed').getAttribute('data-pushrail-state')).toBe('signed_out');
+    expect(await page.locator('tr[data-delivery]').count()).toBe(0);
+    await shot(page, '13-signed-out');
+
+    // "Try again" asks the vendor again, who still refuses.
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await page.getByText("You're signed out").waitFor();
+    await page.getByText('Your access was revoked by Acme').waitFor();
+
+    // Signing in again lifts it.
+    await page.getByRole('button', { name: 'Switch customer' }).click();
+    await signIn(page, 'acme-customer-a');
+    await page.locator('tr[data-destination="Orders endpoint"]').waitFor();
+  });
+
+  it('renews short-lived tokens in the background, before the host refuses them', async () => {
+    // A second demo backend minting 3-second tokens: the embed refreshes each halfway through.
+    const shortDemo = await startDemo(host, { DEMO_TOKEN_TTL: '3' });
+    const { context, page } = await newCustomerPage('acme-customer-b', shortDemo);
+    try {
+      const minted: number[] = [];
+      const refused: string[] = [];
+      page.on('request', (request) => {
+        if (request.url().endsWith('/api/token')) minted.push(Date.now());
+      });
+      page.on('response', (response) => {
+        if (response.url().includes('/embed/v1/') && response.status() === 401) refused.push(response.url());
+      });
+      await page.getByText('No destinations yet').waitFor();
+      await poll('three background renewals', () => Promise.resolve(minted.length >= 3), 15_000);
+      // Still signed in, and every request carries a live token: no 401 was ever needed.
+      await openTab(page, 'Delivery log');
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.getByText('No deliveries yet').waitFor();
+      expect(refused).toEqual([]);
+      expect(await page.locator('.pr-embed').getAttribute('data-pushrail-state')).toBe('ready');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('raised no page errors', () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
