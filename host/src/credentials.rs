@@ -46,7 +46,7 @@ pub fn kinds() -> &'static [(&'static str, Value)] {
                 "type": { "type": "string" },
                 "project_id": string("Project"),
                 "private_key_id": string("Private key id"),
-                "private_key": string("Private key (PEM)"),
+                "private_key": { "type": "string", "minLength": 1, "maxLength": 16384, "title": "Private key (PEM)", "x-multiline": true },
                 "client_email": string("Client email"),
                 "client_id": { "type": "string" },
                 "auth_uri": { "type": "string" },

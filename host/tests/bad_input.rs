@@ -455,3 +455,16 @@ async fn loopback_is_refused_without_the_allowlist() {
     .await;
     assert_eq!(failed.len(), 2);
 }
+
+#[tokio::test]
+async fn a_disabled_destination_refuses_a_test_event() {
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let created = customer
+        .create("/embed/v1/destinations", json!({ "type": "webhook", "name": "d", "config": { "url": "https://example.com" }, "enabled": false }))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    assert_error(&customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await, 409, "destination_disabled");
+    assert!(customer.deliveries("").await.is_empty(), "nothing was logged");
+}

@@ -286,6 +286,9 @@ pub async fn test(
     if payload.len() > super::events::MAX_PAYLOAD_BYTES {
         return Err(ApiError::field("payload", "too large"));
     }
+    if !find(&state, &principal, &id).await?.enabled() {
+        return Err(ApiError::conflict("destination_disabled", "enable the destination to send it a test event"));
+    }
     let claimed = state
         .store
         .insert_test_delivery(

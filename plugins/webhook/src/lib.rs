@@ -72,11 +72,10 @@ impl Destination for Webhook {
             &["webhook_secret", "basic", "bearer"],
             json!({
                 "type": "object",
-                "required": ["secret"],
                 "additionalProperties": false,
                 "properties": {
                     "secret": {
-                        "type": "string", "title": "Signing secret", "pattern": "^whsec_",
+                        "type": "string", "title": "Signing secret", "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",
                         "description": "whsec_ followed by base64; generated when left out."
                     }
                 }
