@@ -48,6 +48,9 @@ pub use egress::{EgressPolicy, NetLimits};
 use http::HttpEgress;
 use state::InvocationState;
 
+/// Bytes of each pooled memory and table slot kept resident between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
+
 /// How often the epoch advances; the granularity of the wasm deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -133,7 +136,11 @@ impl PluginHost {
             .total_memories(limits.instances * 2)
             .total_tables(limits.instances * 4)
             .max_memories_per_component(2)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset the first pages of a slot with memset instead of madvise: a plugin call
+            // touches about this much, and re-faulting it (with TLB shootdowns) costs more.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         let mut config = wasmtime::Config::new();
         config
             .wasm_component_model(true)
