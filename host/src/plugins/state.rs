@@ -13,6 +13,8 @@ use super::http::{Hooks, HttpEgress};
 
 /// TCP connections one invocation may open.
 const MAX_CONNECTIONS_PER_INVOCATION: u32 = 16;
+/// Live resources (streams, requests, pollables, ...) one invocation may hold at once.
+const MAX_RESOURCES_PER_INVOCATION: usize = 4096;
 
 pub struct InvocationState {
     wasi: WasiCtx,
@@ -36,7 +38,11 @@ impl InvocationState {
             wasi,
             http: WasiHttpCtx::new(),
             hooks: egress.hooks(),
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES_PER_INVOCATION);
+                table
+            },
             limits,
             egress: egress.clone(),
             connections_left: MAX_CONNECTIONS_PER_INVOCATION,
