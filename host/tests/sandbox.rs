@@ -61,6 +61,9 @@ async fn hostile_plugins_fail_cleanly_while_others_deliver() {
     let panicking = attempt(&victim, json!({ "behaviour": "panic" })).await;
     assert_failed(&panicking, "retryable_error", "trapped");
 
+    let hoarding = attempt(&victim, json!({ "behaviour": "resources" })).await;
+    assert_failed(&hoarding, "retryable_error", "trapped");
+
     assert_failed(&attempt(&victim, json!({ "behaviour": "file" })).await, "permanent_error", "file access refused");
     assert_failed(&attempt(&victim, json!({ "behaviour": "env" })).await, "permanent_error", "no environment visible");
     let port = receiver.port;
@@ -85,7 +88,7 @@ async fn hostile_plugins_fail_cleanly_while_others_deliver() {
     let (status, _) = bystander.call("GET", "/embed/v1/destinations", None).await;
     assert_eq!(status, 200, "the host keeps serving");
     let failed = victim.deliveries("?status=failed").await.len() + victim.deliveries("?status=pending").await.len();
-    assert_eq!(failed, 8, "every hostile attempt is in the delivery log");
+    assert_eq!(failed, 9, "every hostile attempt is in the delivery log");
 }
 
 #[tokio::test]

@@ -48,6 +48,13 @@ impl Destination for Hostile {
                 Ok(Delivered { status_code: None, response_excerpt: Some(total.to_string()) })
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
+            "resources" => {
+                let mut held = Vec::new();
+                for _ in 0..1_000_000 {
+                    held.push(pushrail_plugin_sdk::bindings::wasi::http::types::Fields::new());
+                }
+                Ok(Delivered { status_code: None, response_excerpt: Some(held.len().to_string()) })
+            }
             "file" => match std::fs::read_to_string("/etc/passwd") {
                 Ok(text) => Ok(Delivered { status_code: None, response_excerpt: Some(text) }),
                 Err(e) => Err(Failure::permanent(format!("file access refused: {e}"))),
