@@ -115,7 +115,10 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
             if free == 0 {
                 break; // a finishing call wakes us
             }
-            let limit = (free * settings.batch_size).clamp(1, MAX_CLAIM);
+            // No more rows than free permits: every claimed row then starts within moments, long
+            // before its lease could lapse and let another worker take it too. Rows of one
+            // destination still travel together, up to a batch per permit.
+            let limit = free.clamp(1, MAX_CLAIM);
             let claimed = match inner
                 .store
                 .claim_due(
