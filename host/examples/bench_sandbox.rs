@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
-use pushrail::plugins::{Credential, DeliveryRequest, EgressPolicy, Event, NetLimits, PluginHost, SandboxLimits};
+use pushrail::plugins::{
+    Credential, DeliveryRequest, EgressPolicy, Event, NetLimits, PluginHost, SandboxLimits,
+};
 
 const CONCURRENCY: usize = 32;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -22,11 +24,19 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
 
     let receiver = start_receiver().await?;
-    let limits = SandboxLimits { memory_bytes: 64 << 20, timeout: Duration::from_secs(30), instances: 128 };
+    let limits = SandboxLimits {
+        memory_bytes: 64 << 20,
+        timeout: Duration::from_secs(30),
+        instances: 128,
+    };
     let policy = EgressPolicy::new(vec!["127.0.0.0/8".parse()?]);
     let mut host = PluginHost::new(policy, NetLimits::default(), limits)?;
     let cache = std::env::temp_dir().join("pushrail-bench-cache");
-    host.load(&std::path::Path::new(&plugins_dir).join("webhook.wasm"), &cache).await?;
+    host.load(
+        &std::path::Path::new(&plugins_dir).join("webhook.wasm"),
+        &cache,
+    )
+    .await?;
     let host = Arc::new(host);
     let plugin = host.get("webhook").expect("webhook plugin");
     let config = serde_json::json!({ "url": receiver }).to_string();
@@ -38,16 +48,24 @@ async fn main() -> anyhow::Result<()> {
         host.validate(&plugin, &config).await?;
     }
     let per_call = started.elapsed() / n;
-    println!("sandboxed invocation (instantiate + validate + drop): {:.1} µs", per_call.as_secs_f64() * 1e6);
+    println!(
+        "sandboxed invocation (instantiate + validate + drop): {:.1} µs",
+        per_call.as_secs_f64() * 1e6
+    );
 
     // 2. One delivery at a time, through the sandbox.
     let n = 500;
     let started = Instant::now();
     for i in 0..n {
-        host.deliver(&plugin, request(&config, i), "bench").await?.map_err(|f| anyhow::anyhow!(f.message))?;
+        host.deliver(&plugin, request(&config, i), "bench")
+            .await?
+            .map_err(|f| anyhow::anyhow!(f.message))?;
     }
     let per_delivery = started.elapsed() / n as u32;
-    println!("sandboxed delivery, sequential: {:.1} µs each", per_delivery.as_secs_f64() * 1e6);
+    println!(
+        "sandboxed delivery, sequential: {:.1} µs each",
+        per_delivery.as_secs_f64() * 1e6
+    );
 
     // 3. Throughput, sandbox against native, same concurrency and duration.
     let window = Duration::from_secs(seconds);
@@ -59,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
             let host = host.clone();
             let plugin = plugin.clone();
             let config = config.clone();
-            async move { host.deliver(&plugin, request(&config, i), "bench").await.map(|r| r.is_ok()).unwrap_or(false) }
+            async move {
+                host.deliver(&plugin, request(&config, i), "bench")
+                    .await
+                    .map(|r| r.is_ok())
+                    .unwrap_or(false)
+            }
         })
         .await
     };
@@ -83,7 +106,10 @@ async fn main() -> anyhow::Result<()> {
 fn request(config: &str, i: u64) -> DeliveryRequest {
     DeliveryRequest {
         config: config.to_owned(),
-        credential: Some(Credential { kind: "webhook_secret".into(), secret: format!(r#"{{"secret":"{SECRET}"}}"#) }),
+        credential: Some(Credential {
+            kind: "webhook_secret".into(),
+            secret: format!(r#"{{"secret":"{SECRET}"}}"#),
+        }),
         events: vec![Event {
             id: format!("evt_{i}"),
             event_type: "order.created".into(),
@@ -101,12 +127,20 @@ async fn native_send(client: &reqwest::Client, url: &str, i: u64) -> bool {
         "type": "order.created", "timestamp": "2023-11-14T22:13:20Z", "data": { "order": 42, "total": "19.99" }
     }))
     .unwrap();
-    let key = base64::engine::general_purpose::STANDARD.decode(&SECRET[6..]).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&SECRET[6..])
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
     mac.update(format!("{id}.{now}.").as_bytes());
     mac.update(&body);
-    let signature = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    let signature = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
     let response = client
         .post(url)
         .header("webhook-id", id)

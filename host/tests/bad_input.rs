@@ -465,6 +465,15 @@ async fn a_disabled_destination_refuses_a_test_event() {
         .create("/embed/v1/destinations", json!({ "type": "webhook", "name": "d", "config": { "url": "https://example.com" }, "enabled": false }))
         .await;
     let id = created["id"].as_str().unwrap();
-    assert_error(&customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await, 409, "destination_disabled");
-    assert!(customer.deliveries("").await.is_empty(), "nothing was logged");
+    assert_error(
+        &customer
+            .call("POST", &format!("/embed/v1/destinations/{id}/test"), None)
+            .await,
+        409,
+        "destination_disabled",
+    );
+    assert!(
+        customer.deliveries("").await.is_empty(),
+        "nothing was logged"
+    );
 }

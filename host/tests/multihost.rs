@@ -15,7 +15,12 @@ const BATCH: usize = 1_000;
 #[tokio::test]
 async fn two_hosts_deliver_everything_once_at_a_time_and_survive_a_kill() {
     let receiver = Receiver::start().await;
-    let args = ["--lease", "3s", "--retry-schedule", "0s,500ms,500ms,500ms,500ms,500ms"];
+    let args = [
+        "--lease",
+        "3s",
+        "--retry-schedule",
+        "0s,500ms,500ms,500ms,500ms,500ms",
+    ];
     let mut first = Host::start_postgres(&args).await;
     let mut all_args = vec!["--allow-egress", "127.0.0.0/8"];
     all_args.extend(args);
@@ -29,51 +34,84 @@ async fn two_hosts_deliver_everything_once_at_a_time_and_survive_a_kill() {
     let mut killed = false;
     for batch in 0..EVENTS / BATCH {
         // Alternate between the hosts while both live; after the kill the survivor takes the rest.
-        let base = if batch % 2 == 0 && !killed { &first.base } else { &second.base };
+        let base = if batch % 2 == 0 && !killed {
+            &first.base
+        } else {
+            &second.base
+        };
         let events: Vec<_> = (0..BATCH)
             .map(|i| json!({ "external_id": "c", "type": "order.created", "payload": { "n": batch * BATCH + i } }))
             .collect();
-        let (status, answer) =
-            common::call(&client, "POST", &format!("{base}/v1/events/batch"), &vendor.api_key, Some(&json!({ "events": events }))).await;
+        let (status, answer) = common::call(
+            &client,
+            "POST",
+            &format!("{base}/v1/events/batch"),
+            &vendor.api_key,
+            Some(&json!({ "events": events })),
+        )
+        .await;
         assert_eq!(status, 202, "{answer}");
         for result in answer["results"].as_array().unwrap() {
             expected.insert(result["event_id"].as_str().unwrap().to_owned());
         }
         if batch == 6 {
-            eventually("deliveries under way", Duration::from_secs(60), || async { (receiver.count() >= 2_000).then_some(()) }).await;
+            eventually("deliveries under way", Duration::from_secs(60), || async {
+                (receiver.count() >= 2_000).then_some(())
+            })
+            .await;
             first.kill();
             killed = true;
         }
     }
     assert_eq!(expected.len(), EVENTS);
 
-    eventually("every event delivered", Duration::from_secs(240), || async {
-        let received: BTreeSet<String> =
-            receiver.requests().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
-        expected.is_subset(&received).then_some(())
-    })
+    eventually(
+        "every event delivered",
+        Duration::from_secs(240),
+        || async {
+            let received: BTreeSet<String> = receiver
+                .requests()
+                .iter()
+                .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+                .collect();
+            expected.is_subset(&received).then_some(())
+        },
+    )
     .await;
 
     // No delivery was attempted by two hosts at once: its attempts never overlap in time.
     let db = database(&second).await;
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as("SELECT delivery_id, started_at, duration_ms FROM attempts")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT delivery_id, started_at, duration_ms FROM attempts")
+            .fetch_all(&db)
+            .await
+            .unwrap();
     let mut by_delivery: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
     for (id, started, duration) in rows {
-        by_delivery.entry(id).or_default().push((started, started + duration));
+        by_delivery
+            .entry(id)
+            .or_default()
+            .push((started, started + duration));
     }
     for (id, mut spans) in by_delivery {
         spans.sort();
         for pair in spans.windows(2) {
-            assert!(pair[0].1 <= pair[1].0, "delivery {id} was attempted concurrently: {spans:?}");
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "delivery {id} was attempted concurrently: {spans:?}"
+            );
         }
     }
     let duplicates = receiver.count() - EVENTS;
     println!("{EVENTS} events delivered by two hosts; {duplicates} re-sent after the kill (at-least-once)");
-    let url = format!("{}/embed/v1/deliveries?status=succeeded&limit=1", second.base);
+    let url = format!(
+        "{}/embed/v1/deliveries?status=succeeded&limit=1",
+        second.base
+    );
     let (status, log) = common::call(&client, "GET", &url, &customer.token, None).await;
-    assert_eq!(status, 200, "the survivor serves the same customer's session: {log}");
+    assert_eq!(
+        status, 200,
+        "the survivor serves the same customer's session: {log}"
+    );
     assert_eq!(log["items"].as_array().unwrap().len(), 1);
 }

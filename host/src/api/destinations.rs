@@ -287,7 +287,10 @@ pub async fn test(
         return Err(ApiError::field("payload", "too large"));
     }
     if !find(&state, &principal, &id).await?.enabled() {
-        return Err(ApiError::conflict("destination_disabled", "enable the destination to send it a test event"));
+        return Err(ApiError::conflict(
+            "destination_disabled",
+            "enable the destination to send it a test event",
+        ));
     }
     let claimed = state
         .store

@@ -43,14 +43,25 @@ impl Destination for MyDestination {
     fn validate(config: &Config) -> Vec<FieldError> {
         match http::Request::post(&config.url) {
             Ok(_) => Vec::new(),
-            Err(e) => vec![FieldError { field: "url".into(), message: e.message }],
+            Err(e) => vec![FieldError {
+                field: "url".into(),
+                message: e.message,
+            }],
         }
     }
 
-    fn deliver(config: Config, credential: Option<Credential>, events: Vec<Event>) -> DeliveryResult {
-        let credential = credential.ok_or_else(|| Failure::permanent("a bearer token is required"))?;
-        let secret: serde_json::Value = serde_json::from_str(&credential.secret).permanent("credential")?;
-        let token = secret["token"].as_str().ok_or_else(|| Failure::permanent("credential has no token"))?;
+    fn deliver(
+        config: Config,
+        credential: Option<Credential>,
+        events: Vec<Event>,
+    ) -> DeliveryResult {
+        let credential =
+            credential.ok_or_else(|| Failure::permanent("a bearer token is required"))?;
+        let secret: serde_json::Value =
+            serde_json::from_str(&credential.secret).permanent("credential")?;
+        let token = secret["token"]
+            .as_str()
+            .ok_or_else(|| Failure::permanent("credential has no token"))?;
         let body = ndjson(&events)?;
         http::Request::post(&config.url)?
             .header("authorization", format!("Bearer {token}"))
@@ -68,7 +79,8 @@ impl Destination for MyDestination {
 pub fn ndjson(events: &[Event]) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::new();
     for event in events {
-        let data: serde_json::Value = serde_json::from_slice(&event.payload).permanent("payload is not JSON")?;
+        let data: serde_json::Value =
+            serde_json::from_slice(&event.payload).permanent("payload is not JSON")?;
         let line = json!({ "id": event.id, "type": event.event_type, "occurred_at": event.occurred_at, "data": data });
         serde_json::to_writer(&mut out, &line).permanent("encoding")?;
         out.push(b'\n');
@@ -92,8 +104,11 @@ mod tests {
             attributes: Vec::new(),
         };
         let body = ndjson(&[event("a"), event("b")]).unwrap();
-        let lines: Vec<serde_json::Value> =
-            body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["id"], "b");
         assert_eq!(lines[0]["data"]["n"], 1);

@@ -14,9 +14,17 @@ async fn delivers_a_batch_as_ndjson_and_classifies_failures() {
         axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
             let seen = seen.clone();
             async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
                 seen.lock().unwrap().push((auth.clone(), body));
-                if auth == "Bearer good" { StatusCode::OK } else { StatusCode::UNAUTHORIZED }
+                if auth == "Bearer good" {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
             }
         })
     };
@@ -27,15 +35,36 @@ async fn delivers_a_batch_as_ndjson_and_classifies_failures() {
     let harness = Harness::build(env!("CARGO_MANIFEST_DIR")).await.unwrap();
     assert_eq!(harness.info().id, "my_destination");
     assert!(harness.validate(json!({ "url": url })).await.is_empty());
-    assert!(!harness.validate(json!({ "url": "not a url" })).await.is_empty());
+    assert!(!harness
+        .validate(json!({ "url": "not a url" }))
+        .await
+        .is_empty());
 
-    let events = vec![event("e1", json!({ "n": 1 })), event("e2", json!({ "n": 2 }))];
-    let delivered = harness.deliver(json!({ "url": url }), Some(("bearer", json!({ "token": "good" }))), events.clone()).await;
+    let events = vec![
+        event("e1", json!({ "n": 1 })),
+        event("e2", json!({ "n": 2 })),
+    ];
+    let delivered = harness
+        .deliver(
+            json!({ "url": url }),
+            Some(("bearer", json!({ "token": "good" }))),
+            events.clone(),
+        )
+        .await;
     assert_eq!(delivered.unwrap().status_code, Some(200));
     let body = seen.lock().unwrap()[0].1.clone();
     assert_eq!(body.lines().count(), 2);
 
-    let refused = harness.deliver(json!({ "url": url }), Some(("bearer", json!({ "token": "bad" }))), events).await;
+    let refused = harness
+        .deliver(
+            json!({ "url": url }),
+            Some(("bearer", json!({ "token": "bad" }))),
+            events,
+        )
+        .await;
     let failure = refused.unwrap_err();
-    assert_eq!((failure.kind, failure.status_code), (FailureKind::Permanent, Some(401)));
+    assert_eq!(
+        (failure.kind, failure.status_code),
+        (FailureKind::Permanent, Some(401))
+    );
 }

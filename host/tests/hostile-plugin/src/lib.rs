@@ -18,18 +18,24 @@ impl Destination for Hostile {
     type Config = Config;
 
     fn info() -> TypeInfo {
-        TypeInfo::new("hostile", "Hostile", "Misbehaves on purpose").config_schema(serde_json::json!({
-            "type": "object",
-            "required": ["behaviour"],
-            "properties": {
-                "behaviour": { "type": "string" },
-                "url": { "type": "string" },
-                "port": { "type": "integer" }
-            }
-        }))
+        TypeInfo::new("hostile", "Hostile", "Misbehaves on purpose").config_schema(
+            serde_json::json!({
+                "type": "object",
+                "required": ["behaviour"],
+                "properties": {
+                    "behaviour": { "type": "string" },
+                    "url": { "type": "string" },
+                    "port": { "type": "integer" }
+                }
+            }),
+        )
     }
 
-    fn deliver(config: Config, _credential: Option<Credential>, _events: Vec<Event>) -> DeliveryResult {
+    fn deliver(
+        config: Config,
+        _credential: Option<Credential>,
+        _events: Vec<Event>,
+    ) -> DeliveryResult {
         match config.behaviour.as_str() {
             "loop" => {
                 let mut n: u64 = 0;
@@ -45,7 +51,10 @@ impl Destination for Hostile {
                     pieces.push(std::hint::black_box(vec![1; 64 << 20]));
                 }
                 let total: usize = pieces.iter().map(Vec::len).sum();
-                Ok(Delivered { status_code: None, response_excerpt: Some(total.to_string()) })
+                Ok(Delivered {
+                    status_code: None,
+                    response_excerpt: Some(total.to_string()),
+                })
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
             "resources" => {
@@ -53,10 +62,16 @@ impl Destination for Hostile {
                 for _ in 0..1_000_000 {
                     held.push(pushrail_plugin_sdk::bindings::wasi::http::types::Fields::new());
                 }
-                Ok(Delivered { status_code: None, response_excerpt: Some(held.len().to_string()) })
+                Ok(Delivered {
+                    status_code: None,
+                    response_excerpt: Some(held.len().to_string()),
+                })
             }
             "file" => match std::fs::read_to_string("/etc/passwd") {
-                Ok(text) => Ok(Delivered { status_code: None, response_excerpt: Some(text) }),
+                Ok(text) => Ok(Delivered {
+                    status_code: None,
+                    response_excerpt: Some(text),
+                }),
                 Err(e) => Err(Failure::permanent(format!("file access refused: {e}"))),
             },
             "env" => {
@@ -64,7 +79,10 @@ impl Destination for Hostile {
                 if vars.is_empty() {
                     Err(Failure::permanent("no environment visible"))
                 } else {
-                    Ok(Delivered { status_code: None, response_excerpt: Some(vars.join(",")) })
+                    Ok(Delivered {
+                        status_code: None,
+                        response_excerpt: Some(vars.join(",")),
+                    })
                 }
             }
             "tcp" => match net::TcpStream::connect("127.0.0.1", config.port, false) {
@@ -78,7 +96,10 @@ impl Destination for Hostile {
             "http" => http::Request::get(&config.url)?.send()?.into_result(),
             "follow-redirect" => {
                 let first = http::Request::get(&config.url)?.send()?;
-                let location = first.header("location").ok_or_else(|| Failure::permanent("no redirect"))?.to_owned();
+                let location = first
+                    .header("location")
+                    .ok_or_else(|| Failure::permanent("no redirect"))?
+                    .to_owned();
                 http::Request::get(&location)?.send()?.into_result()
             }
             other => Err(Failure::permanent(format!("unknown behaviour {other}"))),
