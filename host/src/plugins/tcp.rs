@@ -53,7 +53,15 @@ pub async fn connect(
     let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| NetError::Timeout)?
-        .map_err(|e| NetError::Tls(e.to_string()))?;
+        .map_err(|e| {
+            // rustls reports a refused certificate or protocol as InvalidData; anything else is
+            // the connection failing mid-handshake, which is worth retrying.
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                NetError::Tls(e.to_string())
+            } else {
+                NetError::Unreachable(format!("{host}:{port}: TLS handshake interrupted: {e}"))
+            }
+        })?;
     Ok(Box::new(stream))
 }
 
