@@ -117,15 +117,21 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
     if refused {
         return false;
     }
-    // NAT64 (64:ff9b::/96) reaches whatever IPv4 address it embeds.
-    if first == 0x0064 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new(
-            (segments[6] >> 8) as u8,
-            segments[6] as u8,
-            (segments[7] >> 8) as u8,
-            segments[7] as u8,
-        );
-        return is_global_v4(v4);
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    // Translation prefixes reach the IPv4 address they embed: judge that address.
+    // NAT64 64:ff9b::/96 and SIIT ::ffff:0:a.b.c.d carry it in the last 32 bits.
+    if (first == 0x0064 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0])
+        || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+    {
+        return is_global_v4(embedded(segments[6], segments[7]));
+    }
+    // 6to4 2002::/16 carries it in bits 16..48.
+    if first == 0x2002 {
+        return is_global_v4(embedded(segments[1], segments[2]));
+    }
+    // Local-use NAT64 64:ff9b:1::/48 translates into networks of the operator's own.
+    if first == 0x0064 && segments[1] == 0xff9b && segments[2] == 0x0001 {
+        return false;
     }
     true
 }
@@ -189,6 +195,11 @@ mod tests {
             "::",
             "fe80::1",
             "fd00:ec2::254",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b:1::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",

@@ -76,16 +76,18 @@ impl HttpEgress {
         options: Option<RequestOptions>,
     ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
         let (parts, body) = request.into_parts();
-        let host = parts.uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
-        // The resolver only sees names; literal addresses are judged here.
-        if let Ok(ip) = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
-            if !self.policy.permits(ip) {
-                return Err(HttpError::DestinationIpProhibited);
-            }
+        // Parse once, with the same parser the client uses, and judge what it will dial: the url
+        // crate turns spellings such as `2130706433` or `0x7f.1` into 127.0.0.1, and a literal
+        // address never reaches the resolver.
+        let url = url::Url::parse(&parts.uri.to_string()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain(_)) => None,
+            None => return Err(HttpError::HttpRequestUriInvalid),
+        };
+        if literal.is_some_and(|ip| !self.policy.permits(ip)) {
+            return Err(HttpError::DestinationIpProhibited);
         }
         let body: Bytes = Limited::new(body, MAX_REQUEST_BODY)
             .collect()
@@ -98,7 +100,7 @@ impl HttpEgress {
             .min(self.limits.max_request_timeout);
         let mut builder = self
             .client
-            .request(parts.method, parts.uri.to_string())
+            .request(parts.method, url)
             .timeout(timeout)
             .body(body);
         for (name, value) in &parts.headers {
