@@ -456,3 +456,24 @@ async fn an_idempotency_key_answers_the_first_event() {
     assert_eq!(receiver.count(), 1);
     assert_eq!(customer.deliveries("").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_peer_answer_with_nul_bytes_is_logged_without_them() {
+    let receiver = Receiver::start().await;
+    receiver.set_body(b"ok\0then\0more");
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let destination = customer.webhook(&receiver.url, SECRET).await;
+    let id = destination["id"].as_str().unwrap();
+    let (status, answer) = customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["attempt"]["outcome"], "succeeded");
+    assert_eq!(answer["attempt"]["response_excerpt"], "okthenmore");
+    // The engine keeps recording other deliveries.
+    vendor.publish("c", "after", json!({})).await;
+    eventually("the next delivery logged", Duration::from_secs(10), || async {
+        (customer.deliveries("?status=succeeded").await.len() == 2).then_some(())
+    })
+    .await;
+}

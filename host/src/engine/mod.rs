@@ -194,10 +194,21 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Vec<Completion>
                 Err(_) => break,
             }
         }
-        // Attempts are only ever retried here, never dropped: a database hiccup delays the log,
-        // it does not lose it.
+        // A database hiccup delays the log, it does not lose it: the batch is retried. Should it
+        // keep failing, rows are recorded one by one so a single bad row cannot hold up the rest;
+        // a row that still fails is left to its lease, and the delivery is attempted again.
+        let mut tries = 0;
         while let Err(error) = inner.store.complete(&pending).await {
-            tracing::error!(%error, rows = pending.len(), "recording attempts failed; retrying");
+            tries += 1;
+            tracing::error!(%error, rows = pending.len(), tries, "recording attempts failed");
+            if tries >= 3 {
+                for one in &pending {
+                    if let Err(error) = inner.store.complete(std::slice::from_ref(one)).await {
+                        tracing::error!(%error, delivery = %one.delivery_id, "recording an attempt failed; its lease will lapse");
+                    }
+                }
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }

@@ -36,6 +36,7 @@ struct Inner {
     default_status: u16,
     delay: Duration,
     redirect_to: Option<String>,
+    body: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -71,6 +72,11 @@ impl Receiver {
         self.inner.lock().unwrap().default_status = status;
     }
 
+    /// The body of every answer.
+    pub fn set_body(&self, body: &[u8]) {
+        self.inner.lock().unwrap().body = body.to_vec();
+    }
+
     /// Answers every request with 302 to `location`.
     pub fn redirect_to(&self, location: &str) {
         self.inner.lock().unwrap().redirect_to = Some(location.to_owned());
@@ -96,7 +102,7 @@ async fn record(
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let (status, delay, redirect) = {
+    let (status, delay, redirect, answer) = {
         let mut inner = inner.lock().unwrap();
         inner.requests.push(Recorded {
             path: uri.path().to_owned(),
@@ -107,7 +113,7 @@ async fn record(
             body: body.to_vec(),
         });
         let status = inner.script.pop_front().unwrap_or(inner.default_status);
-        (status, inner.delay, inner.redirect_to.clone())
+        (status, inner.delay, inner.redirect_to.clone(), inner.body.clone())
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -119,5 +125,5 @@ async fn record(
         )
             .into_response();
     }
-    StatusCode::from_u16(status).unwrap().into_response()
+    (StatusCode::from_u16(status).unwrap(), answer).into_response()
 }
