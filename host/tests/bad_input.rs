@@ -477,3 +477,17 @@ async fn a_disabled_destination_refuses_a_test_event() {
         "nothing was logged"
     );
 }
+
+#[tokio::test]
+async fn a_customer_has_at_most_a_hundred_destinations() {
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let body = json!({ "type": "webhook", "name": "d", "config": { "url": "https://example.com" }, "enabled": false });
+    for _ in 0..100 {
+        customer.create("/embed/v1/destinations", body.clone()).await;
+    }
+    assert_error(&customer.call("POST", "/embed/v1/destinations", Some(body)).await, 409, "destination_limit_reached");
+    let (_, list) = customer.call("GET", "/embed/v1/destinations", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 100);
+}

@@ -19,6 +19,8 @@ use crate::plugins::Plugin;
 use crate::store::{DestinationPatch, DestinationRow, NewDestination};
 
 const MAX_EVENT_TYPE_PATTERNS: usize = 64;
+/// Destinations one customer may have: bounds the fan-out work each of its events costs.
+const MAX_DESTINATIONS: i64 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +123,12 @@ pub async fn create(
     let config = body.config.to_string();
     let event_types = serde_json::to_string(&event_types).map_err(ApiError::internal)?;
     let mut tx = state.store.begin().await?;
+    if state.store.count_destinations(&mut tx, scope).await? >= MAX_DESTINATIONS {
+        return Err(ApiError::conflict(
+            "destination_limit_reached",
+            format!("a customer can have at most {MAX_DESTINATIONS} destinations; delete one first"),
+        ));
+    }
     let credential_id = match body.credential_id {
         Some(id) => Some(id),
         None if generate_secret => {

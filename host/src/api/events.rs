@@ -147,7 +147,7 @@ async fn ingest(
                 .unwrap_or(now),
         });
     }
-    let results = state.store.ingest(&new_events, &fanout::matches).await?;
+    let results = state.store.ingest(&new_events, &fanout::matcher).await?;
     if results.iter().any(|r| r.deliveries > 0 && !r.duplicate) {
         state.engine.wake();
     }

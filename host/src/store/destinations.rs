@@ -82,6 +82,16 @@ impl Store {
         Ok(())
     }
 
+    pub async fn count_destinations(&self, tx: &mut Tx<'_>, scope: &Scope) -> sqlx::Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM destinations WHERE tenant_id = $1 AND sub_tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .fetch_one(&mut **tx)
+        .await
+    }
+
     pub async fn list_destinations(&self, scope: &Scope) -> sqlx::Result<Vec<DestinationRow>> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM destinations

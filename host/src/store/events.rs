@@ -8,6 +8,9 @@ const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// Rows per multi-row INSERT, well inside SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
+/// Whether an event type goes to one destination.
+pub type Matcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 pub struct NewEvent {
     pub scope: Scope,
     pub idempotency_key: Option<String>,
@@ -37,11 +40,11 @@ impl Store {
     pub async fn ingest(
         &self,
         events: &[NewEvent],
-        matches: &(dyn Fn(&FanoutTarget, &str) -> bool + Sync),
+        matcher: &(dyn Fn(&FanoutTarget) -> Matcher + Sync),
     ) -> sqlx::Result<Vec<IngestedEvent>> {
         let now = clock::now_ms();
         let mut tx = self.begin().await?;
-        let mut targets: Vec<(Scope, Vec<FanoutTarget>)> = Vec::new();
+        let mut targets: Vec<(Scope, Vec<(FanoutTarget, Matcher)>)> = Vec::new();
         let mut results = Vec::with_capacity(events.len());
         // (index into `events` and `results`, which are aligned, new event id)
         let mut fresh: Vec<(usize, String)> = Vec::new();
@@ -92,18 +95,16 @@ impl Store {
             let position = match targets.iter().position(|(scope, _)| *scope == event.scope) {
                 Some(position) => position,
                 None => {
+                    // Each destination's patterns are compiled once per call, not once per event.
                     let found = self.fanout_targets(&mut tx, &event.scope).await?;
-                    targets.push((event.scope.clone(), found));
+                    let compiled = found.into_iter().map(|t| { let m = matcher(&t); (t, m) }).collect();
+                    targets.push((event.scope.clone(), compiled));
                     targets.len() - 1
                 }
             };
             let event_id = ids::new(ids::EVENT);
             let mut n = 0;
-            for target in targets[position]
-                .1
-                .iter()
-                .filter(|t| matches(t, &event.event_type))
-            {
+            for (target, _) in targets[position].1.iter().filter(|(_, m)| m(&event.event_type)) {
                 deliveries.push(NewDelivery {
                     id: ids::new(ids::DELIVERY),
                     event: index,

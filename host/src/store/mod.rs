@@ -30,7 +30,7 @@ pub use deliveries::{
     AttemptRow, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRow, Outcome, ReplayFilter,
 };
 pub use destinations::{DestinationPatch, DestinationRow, FanoutTarget, NewDestination};
-pub use events::{IngestedEvent, NewEvent};
+pub use events::{IngestedEvent, Matcher, NewEvent};
 pub use keys::SealedCredential;
 pub use sessions::{SessionCheck, SigningKeyRow};
 
