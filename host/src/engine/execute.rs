@@ -141,7 +141,7 @@ fn completion(
     };
     Completion {
         delivery_id: delivery.id.clone(),
-        lease_owner: inner.owner.clone(),
+        lease_owner: delivery.lease_owner.clone(),
         attempt: AttemptRow {
             n,
             started_at,

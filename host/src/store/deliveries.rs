@@ -12,6 +12,8 @@ pub struct ClaimedDelivery {
     pub event_id: String,
     pub destination_id: String,
     pub destination_type: String,
+    /// The claim's token; the completion must present it.
+    pub lease_owner: String,
     pub attempt_count: i64,
     pub retry_index: i64,
     pub event_type: String,
@@ -135,12 +137,15 @@ impl Store {
         limit: i64,
     ) -> sqlx::Result<Vec<ClaimedDelivery>> {
         let now = clock::now_ms();
+        // A fresh token per claim: a completion can only move the rows of its own claim, even
+        // if the same worker has claimed them again since.
+        let owner = format!("{owner}:{}", uuid::Uuid::new_v4().simple());
         let mut tx = self.begin().await?;
         let ids: Vec<String> = sqlx::query_scalar(match self.backend {
             Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => CLAIM_POSTGRES,
         })
-        .bind(owner)
+        .bind(&owner)
         .bind(now + lease_ms)
         .bind(now)
         .bind(limit)
@@ -150,7 +155,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut select = Sql::new(
-            "SELECT d.id, d.tenant_id, d.sub_tenant_id, d.event_id, d.destination_id, t.type AS destination_type,
+            "SELECT d.id, d.tenant_id, d.sub_tenant_id, d.event_id, d.destination_id, t.type AS destination_type, d.lease_owner,
                     d.attempt_count, d.retry_index, e.type AS event_type, e.payload, e.occurred_at
              FROM deliveries d JOIN events e ON e.id = d.event_id JOIN destinations t ON t.id = d.destination_id
              WHERE d.id IN ",
@@ -230,6 +235,7 @@ impl Store {
             event_id,
             destination_id: destination_id.to_owned(),
             destination_type,
+            lease_owner: owner.to_owned(),
             attempt_count: 0,
             retry_index: 0,
             event_type: TEST_EVENT_TYPE.to_owned(),
@@ -320,9 +326,9 @@ impl Store {
             Some("pending" | "delivering") => Ok(Some(false)),
             Some(_) => {
                 let now = clock::now_ms();
-                sqlx::query(
+                let done = sqlx::query(
                     "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $1, updated_at = $1
-                     WHERE tenant_id = $2 AND sub_tenant_id = $3 AND id = $4",
+                     WHERE tenant_id = $2 AND sub_tenant_id = $3 AND id = $4 AND status IN ('failed', 'succeeded')",
                 )
                 .bind(now)
                 .bind(scope.tenant_id())
@@ -330,7 +336,8 @@ impl Store {
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-                Ok(Some(true))
+                // A concurrent replay may have queued it between the read and this update.
+                Ok(Some(done.rows_affected() == 1))
             }
         }
     }
@@ -393,12 +400,13 @@ impl Store {
 
 async fn complete_one(tx: &mut Tx<'_>, c: &Completion) -> sqlx::Result<()> {
     let a = &c.attempt;
+    // Numbered from what is logged, not from the claim: a completion that lost its lease to
+    // another worker still gets its own row.
     sqlx::query(
         "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, outcome, status_code, error, response_excerpt)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, n) DO NOTHING",
+         SELECT $1, COALESCE(MAX(n), 0) + 1, $2, $3, $4, $5, $6, $7 FROM attempts WHERE delivery_id = $1",
     )
     .bind(&c.delivery_id)
-    .bind(a.n)
     .bind(a.started_at)
     .bind(a.duration_ms)
     .bind(&a.outcome)
@@ -408,12 +416,12 @@ async fn complete_one(tx: &mut Tx<'_>, c: &Completion) -> sqlx::Result<()> {
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "UPDATE deliveries SET status = $1, attempt_count = $2, retry_index = $3, next_attempt_at = $4,
-                lease_owner = NULL, lease_until = NULL, updated_at = $5
-         WHERE id = $6 AND lease_owner = $7 AND status = 'delivering'",
+        "UPDATE deliveries SET status = $1, retry_index = $2, next_attempt_at = $3, updated_at = $4,
+                attempt_count = (SELECT COUNT(*) FROM attempts WHERE delivery_id = $5),
+                lease_owner = NULL, lease_until = NULL
+         WHERE id = $5 AND lease_owner = $6 AND status = 'delivering'",
     )
     .bind(c.status)
-    .bind(a.n)
     .bind(c.retry_index)
     .bind(c.next_attempt_at)
     .bind(clock::now_ms())
