@@ -485,9 +485,50 @@ async fn a_customer_has_at_most_a_hundred_destinations() {
     let customer = vendor.session("c").await;
     let body = json!({ "type": "webhook", "name": "d", "config": { "url": "https://example.com" }, "enabled": false });
     for _ in 0..100 {
-        customer.create("/embed/v1/destinations", body.clone()).await;
+        customer
+            .create("/embed/v1/destinations", body.clone())
+            .await;
     }
-    assert_error(&customer.call("POST", "/embed/v1/destinations", Some(body)).await, 409, "destination_limit_reached");
+    assert_error(
+        &customer
+            .call("POST", "/embed/v1/destinations", Some(body))
+            .await,
+        409,
+        "destination_limit_reached",
+    );
     let (_, list) = customer.call("GET", "/embed/v1/destinations", None).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 100);
+}
+
+#[tokio::test]
+async fn text_the_store_cannot_hold_or_reserved_names_are_refused() {
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    for external_id in ["nul\u{0}inside", "deleted:sub_123"] {
+        let session = vendor
+            .call(
+                "POST",
+                "/v1/sessions",
+                Some(json!({ "external_id": external_id })),
+            )
+            .await;
+        assert_error(&session, 422, "validation_failed");
+        let event = vendor
+            .call(
+                "POST",
+                "/v1/events",
+                Some(json!({ "external_id": external_id, "type": "a", "payload": {} })),
+            )
+            .await;
+        assert_error(&event, 422, "validation_failed");
+        assert_eq!(detail_fields(&event), vec!["external_id"]);
+    }
+    let customer = vendor.session("c").await;
+    let named = customer
+        .call("POST", "/embed/v1/destinations", Some(json!({ "type": "webhook", "name": "a\u{0}b", "config": { "url": "https://example.com" } })))
+        .await;
+    assert_error(&named, 422, "validation_failed");
+    // A payload may hold any JSON string, NUL included: it is stored as JSON text.
+    let answer = vendor.publish("c", "a", json!({ "text": "a\u{0}b" })).await;
+    assert!(answer["event_id"].is_string());
 }

@@ -466,14 +466,38 @@ async fn a_peer_answer_with_nul_bytes_is_logged_without_them() {
     let customer = vendor.session("c").await;
     let destination = customer.webhook(&receiver.url, SECRET).await;
     let id = destination["id"].as_str().unwrap();
-    let (status, answer) = customer.call("POST", &format!("/embed/v1/destinations/{id}/test"), None).await;
+    let (status, answer) = customer
+        .call("POST", &format!("/embed/v1/destinations/{id}/test"), None)
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["attempt"]["outcome"], "succeeded");
     assert_eq!(answer["attempt"]["response_excerpt"], "okthenmore");
     // The engine keeps recording other deliveries.
     vendor.publish("c", "after", json!({})).await;
-    eventually("the next delivery logged", Duration::from_secs(10), || async {
-        (customer.deliveries("?status=succeeded").await.len() == 2).then_some(())
-    })
+    eventually(
+        "the next delivery logged",
+        Duration::from_secs(10),
+        || async { (customer.deliveries("?status=succeeded").await.len() == 2).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_first_entry_of_the_schedule_delays_the_first_attempt() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(&["--retry-schedule", "2s,100ms"]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    vendor.publish("c", "later", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.count(), 0, "not before the first delay");
+    let pending = customer.deliveries("?status=pending").await;
+    assert!(pending[0]["next_attempt_at"].is_string());
+    eventually(
+        "delivered after the delay",
+        Duration::from_secs(10),
+        || async { (receiver.count() == 1).then_some(()) },
+    )
     .await;
 }

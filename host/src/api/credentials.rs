@@ -83,7 +83,7 @@ pub async fn create(
     principal: EmbedPrincipal,
     ApiJson(mut body): ApiJson<CreateCredential>,
 ) -> ApiResult<(StatusCode, Json<views::Credential>)> {
-    if body.name.trim().is_empty() || body.name.len() > 255 {
+    if body.name.trim().is_empty() || body.name.len() > 255 || body.name.contains('\0') {
         return Err(ApiError::field("name", "must be 1 to 255 bytes"));
     }
     if body.kind == "webhook_secret" && body.secret.0.get("secret").is_none() {

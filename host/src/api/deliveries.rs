@@ -198,7 +198,7 @@ pub async fn replay(
             }
             match state
                 .store
-                .replay_delivery(&mut tx, scope, delivery_id)
+                .replay_delivery(&mut tx, state.engine.first_attempt_at(), scope, delivery_id)
                 .await?
             {
                 None => return Err(ApiError::not_found("delivery")),
@@ -235,7 +235,10 @@ pub async fn replay(
                 destination_id: body.destination_id.clone(),
                 status,
             };
-            state.store.replay_window(&mut tx, scope, &filter).await?
+            state
+                .store
+                .replay_window(&mut tx, state.engine.first_attempt_at(), scope, &filter)
+                .await?
         }
     };
     state

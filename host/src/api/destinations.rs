@@ -126,7 +126,9 @@ pub async fn create(
     if state.store.count_destinations(&mut tx, scope).await? >= MAX_DESTINATIONS {
         return Err(ApiError::conflict(
             "destination_limit_reached",
-            format!("a customer can have at most {MAX_DESTINATIONS} destinations; delete one first"),
+            format!(
+                "a customer can have at most {MAX_DESTINATIONS} destinations; delete one first"
+            ),
         ));
     }
     let credential_id = match body.credential_id {
@@ -338,7 +340,7 @@ async fn check(
 ) -> ApiResult<()> {
     let mut details = Vec::new();
     let mut problem = |field: String, message: String| details.push(FieldDetail { field, message });
-    if name.trim().is_empty() || name.len() > 255 {
+    if name.trim().is_empty() || name.len() > 255 || name.contains('\0') {
         problem("name".into(), "must be 1 to 255 bytes".into());
     }
     if event_types.len() > MAX_EVENT_TYPE_PATTERNS {

@@ -86,8 +86,8 @@ async fn ingest(
                 message: message.to_owned(),
             })
         };
-        if event.external_id.is_empty() || event.external_id.len() > 255 {
-            problem("external_id", "must be 1 to 255 bytes");
+        if let Err(message) = super::sessions::external_id_problem(&event.external_id) {
+            problem("external_id", message);
         }
         if !valid_event_type(&event.event_type) {
             problem(
@@ -102,8 +102,8 @@ async fn ingest(
             );
         }
         if let Some(id) = &event.id {
-            if id.is_empty() || id.len() > 255 {
-                problem("id", "must be 1 to 255 bytes");
+            if id.is_empty() || id.len() > 255 || id.contains('\0') {
+                problem("id", "must be 1 to 255 bytes, without NUL");
             }
         }
         if let Some(at) = &event.occurred_at {
@@ -147,7 +147,19 @@ async fn ingest(
                 .unwrap_or(now),
         });
     }
-    let results = state.store.ingest(&new_events, &fanout::matcher).await?;
+    let ingest = || {
+        state.store.ingest(
+            &new_events,
+            &fanout::matcher,
+            state.engine.first_attempt_at(),
+        )
+    };
+    let results = match ingest().await {
+        // Two requests raced with the same idempotency key: the loser's transaction rolled back
+        // whole; run it again and its lookup answers with the winner's event.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => ingest().await?,
+        other => other?,
+    };
     if results.iter().any(|r| r.deliveries > 0 && !r.duplicate) {
         state.engine.wake();
     }

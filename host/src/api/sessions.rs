@@ -22,11 +22,21 @@ pub struct CreateSession {
     ttl_seconds: Option<i64>,
 }
 
-pub fn check_external_id(external_id: &str, field: &str) -> ApiResult<()> {
+/// Why an external id is not acceptable, if it is not. `deleted:` names offboarded customers.
+pub fn external_id_problem(external_id: &str) -> Result<(), &'static str> {
     if external_id.is_empty() || external_id.len() > 255 {
-        return Err(ApiError::field(field, "must be 1 to 255 bytes"));
+        Err("must be 1 to 255 bytes")
+    } else if external_id.contains('\0') {
+        Err("must not contain NUL")
+    } else if external_id.starts_with("deleted:") {
+        Err("must not start with deleted: (reserved for offboarded customers)")
+    } else {
+        Ok(())
     }
-    Ok(())
+}
+
+pub fn check_external_id(external_id: &str, field: &str) -> ApiResult<()> {
+    external_id_problem(external_id).map_err(|message| ApiError::field(field, message))
 }
 
 pub async fn create(

@@ -101,7 +101,6 @@ impl SessionSigner {
             created_at: clock::now_ms(),
             retired_at: None,
         };
-        self.store.retire_signing_keys(row.created_at).await?;
         self.store.insert_signing_key(&row).await?;
         self.reload().await?;
         Ok(kid)

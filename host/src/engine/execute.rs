@@ -160,7 +160,10 @@ fn completion(
 /// Text a peer or plugin chose, made fit for the log: bounded, and without NUL, which
 /// PostgreSQL's TEXT refuses (one such answer must not stop the completer for everyone).
 fn cut(text: &str) -> String {
-    text.chars().filter(|c| *c != '\0').take(MAX_LOG_TEXT).collect()
+    text.chars()
+        .filter(|c| *c != '\0')
+        .take(MAX_LOG_TEXT)
+        .collect()
 }
 
 fn failure(kind: FailureKind, message: String) -> Failure {

@@ -8,7 +8,9 @@ pub fn compile(pattern: &str) -> Result<GlobMatcher, String> {
     if pattern.is_empty() || pattern.len() > 255 {
         return Err("a pattern is 1 to 255 characters".into());
     }
-    Glob::new(pattern).map(|g| g.compile_matcher()).map_err(|e| e.kind().to_string())
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.kind().to_string())
 }
 
 /// One destination's patterns compiled into a single set, once, for every event of an ingest.
@@ -35,7 +37,10 @@ mod tests {
     use super::*;
 
     fn matches(types: &str, event_type: &str) -> bool {
-        matcher(&FanoutTarget { id: "dst".into(), event_types: types.into() })(event_type)
+        matcher(&FanoutTarget {
+            id: "dst".into(),
+            event_types: types.into(),
+        })(event_type)
     }
 
     #[test]

@@ -85,6 +85,19 @@ impl Engine {
         &self.inner.owner
     }
 
+    /// When a new or replayed delivery is first due: now plus the schedule's first delay.
+    pub fn first_attempt_at(&self) -> i64 {
+        let first = self
+            .inner
+            .settings
+            .retry
+            .0
+            .first()
+            .copied()
+            .unwrap_or_default();
+        crate::clock::now_ms() + first.as_millis() as i64
+    }
+
     pub fn lease_ms(&self) -> i64 {
         self.inner.settings.lease.as_millis() as i64
     }

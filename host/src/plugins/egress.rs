@@ -117,7 +117,8 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
     if refused {
         return false;
     }
-    let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     // Translation prefixes reach the IPv4 address they embed: judge that address.
     // NAT64 64:ff9b::/96 and SIIT ::ffff:0:a.b.c.d carry it in the last 32 bits.
     if (first == 0x0064 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0])

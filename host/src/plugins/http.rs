@@ -79,7 +79,8 @@ impl HttpEgress {
         // Parse once, with the same parser the client uses, and judge what it will dial: the url
         // crate turns spellings such as `2130706433` or `0x7f.1` into 127.0.0.1, and a literal
         // address never reaches the resolver.
-        let url = url::Url::parse(&parts.uri.to_string()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let url = url::Url::parse(&parts.uri.to_string())
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),

@@ -310,6 +310,7 @@ impl Store {
     pub async fn replay_delivery(
         &self,
         tx: &mut Tx<'_>,
+        first_attempt_at: i64,
         scope: &Scope,
         id: &str,
     ) -> sqlx::Result<Option<bool>> {
@@ -327,9 +328,10 @@ impl Store {
             Some(_) => {
                 let now = clock::now_ms();
                 let done = sqlx::query(
-                    "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $1, updated_at = $1
-                     WHERE tenant_id = $2 AND sub_tenant_id = $3 AND id = $4 AND status IN ('failed', 'succeeded')",
+                    "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = $1, updated_at = $2
+                     WHERE tenant_id = $3 AND sub_tenant_id = $4 AND id = $5 AND status IN ('failed', 'succeeded')",
                 )
+                .bind(first_attempt_at)
                 .bind(now)
                 .bind(scope.tenant_id())
                 .bind(scope.sub_tenant_id())
@@ -346,6 +348,7 @@ impl Store {
     pub async fn replay_window(
         &self,
         tx: &mut Tx<'_>,
+        first_attempt_at: i64,
         scope: &Scope,
         filter: &ReplayFilter,
     ) -> sqlx::Result<u64> {
@@ -353,7 +356,10 @@ impl Store {
         let mut query = Sql::new(
             "UPDATE deliveries SET status = 'pending', retry_index = 0, next_attempt_at = ",
         );
-        query.bind(now).push(", updated_at = ").bind(now);
+        query
+            .bind(first_attempt_at)
+            .push(", updated_at = ")
+            .bind(now);
         query
             .push(" WHERE tenant_id = ")
             .bind(scope.tenant_id().to_owned());

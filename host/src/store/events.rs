@@ -41,6 +41,7 @@ impl Store {
         &self,
         events: &[NewEvent],
         matcher: &(dyn Fn(&FanoutTarget) -> Matcher + Sync),
+        first_attempt_at: i64,
     ) -> sqlx::Result<Vec<IngestedEvent>> {
         let now = clock::now_ms();
         let mut tx = self.begin().await?;
@@ -97,14 +98,24 @@ impl Store {
                 None => {
                     // Each destination's patterns are compiled once per call, not once per event.
                     let found = self.fanout_targets(&mut tx, &event.scope).await?;
-                    let compiled = found.into_iter().map(|t| { let m = matcher(&t); (t, m) }).collect();
+                    let compiled = found
+                        .into_iter()
+                        .map(|t| {
+                            let m = matcher(&t);
+                            (t, m)
+                        })
+                        .collect();
                     targets.push((event.scope.clone(), compiled));
                     targets.len() - 1
                 }
             };
             let event_id = ids::new(ids::EVENT);
             let mut n = 0;
-            for (target, _) in targets[position].1.iter().filter(|(_, m)| m(&event.event_type)) {
+            for (target, _) in targets[position]
+                .1
+                .iter()
+                .filter(|(_, m)| m(&event.event_type))
+            {
                 deliveries.push(NewDelivery {
                     id: ids::new(ids::DELIVERY),
                     event: index,
@@ -159,7 +170,7 @@ impl Store {
                         (&delivery.event_id).into(),
                         (&delivery.destination_id).into(),
                         "pending".into(),
-                        now.into(),
+                        first_attempt_at.into(),
                         now.into(),
                         now.into(),
                     ]);

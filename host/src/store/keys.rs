@@ -83,14 +83,4 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// Marks every active signing key retired as of `at`; they keep verifying until tokens they
-    /// signed have expired.
-    pub async fn retire_signing_keys(&self, at: i64) -> sqlx::Result<()> {
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(at)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
 }

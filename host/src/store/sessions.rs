@@ -25,7 +25,10 @@ impl Store {
             .await
     }
 
+    /// Adds a signing key and retires every other active one, in one transaction: there is
+    /// always exactly one key to sign with.
     pub async fn insert_signing_key(&self, row: &SigningKeyRow) -> sqlx::Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -33,9 +36,16 @@ impl Store {
         .bind(&row.private_key)
         .bind(&row.public_key)
         .bind(row.created_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2",
+        )
+        .bind(row.created_at)
+        .bind(&row.kid)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     pub async fn insert_session(

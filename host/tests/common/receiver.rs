@@ -113,7 +113,12 @@ async fn record(
             body: body.to_vec(),
         });
         let status = inner.script.pop_front().unwrap_or(inner.default_status);
-        (status, inner.delay, inner.redirect_to.clone(), inner.body.clone())
+        (
+            status,
+            inner.delay,
+            inner.redirect_to.clone(),
+            inner.body.clone(),
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

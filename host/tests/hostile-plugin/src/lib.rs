@@ -112,15 +112,25 @@ impl Destination for Hostile {
 fn raw_get(authority: &str) -> DeliveryResult {
     use pushrail_plugin_sdk::bindings::wasi::http::{outgoing_handler, types};
     let request = types::OutgoingRequest::new(types::Fields::new());
-    request.set_scheme(Some(&types::Scheme::Http)).map_err(|()| Failure::permanent("scheme"))?;
-    request.set_authority(Some(authority)).map_err(|()| Failure::permanent("authority refused"))?;
-    request.set_path_with_query(Some("/")).map_err(|()| Failure::permanent("path"))?;
+    request
+        .set_scheme(Some(&types::Scheme::Http))
+        .map_err(|()| Failure::permanent("scheme"))?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| Failure::permanent("authority refused"))?;
+    request
+        .set_path_with_query(Some("/"))
+        .map_err(|()| Failure::permanent("path"))?;
     let body = request.body().map_err(|()| Failure::permanent("body"))?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| Failure::permanent(format!("{e:?}")))?;
+    let pending = outgoing_handler::handle(request, None)
+        .map_err(|e| Failure::permanent(format!("{e:?}")))?;
     types::OutgoingBody::finish(body, None).map_err(|e| Failure::permanent(format!("{e:?}")))?;
     pending.subscribe().block();
     match pending.get() {
-        Some(Ok(Ok(response))) => Ok(Delivered { status_code: Some(response.status()), response_excerpt: None }),
+        Some(Ok(Ok(response))) => Ok(Delivered {
+            status_code: Some(response.status()),
+            response_excerpt: None,
+        }),
         Some(Ok(Err(code))) => Err(Failure::permanent(format!("refused: {code:?}"))),
         _ => Err(Failure::retryable("no response")),
     }
