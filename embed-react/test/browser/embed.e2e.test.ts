@@ -307,7 +307,8 @@ describe('embed in the demo dashboard, against the real host', () => {
     await dialog.getByLabel('Token', { exact: true }).fill('tok_live_very_secret_2');
     await dialog.getByRole('button', { name: 'Rotate credential' }).click();
     await page.getByText('“Partner API token” rotated.', { exact: false }).waitFor();
-    await expect(row.textContent()).resolves.toContain('Rotated');
+    // The row updates when the list is refetched after the rotation: wait for it.
+    await row.getByText('Rotated', { exact: false }).waitFor();
     expect(await page.content()).not.toContain('tok_live_very_secret_2');
 
     // The generated signing secret is in use: deleting it answers 409, shown in the dialog.
