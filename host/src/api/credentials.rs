@@ -134,16 +134,8 @@ pub async fn insert(
         sealed: &sealed,
     };
     let row = state.store.insert_credential(tx, scope, &new).await?;
-    state
-        .store
-        .audit(
-            tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "credential.create",
-            &id,
-        )
+    principal
+        .audit(&state.store, tx, "credential.create", &id)
         .await?;
     Ok(row)
 }
@@ -183,16 +175,8 @@ pub async fn rotate(
     {
         return Err(ApiError::not_found("credential"));
     }
-    state
-        .store
-        .audit(
-            &mut tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "credential.rotate",
-            &id,
-        )
+    principal
+        .audit(&state.store, &mut tx, "credential.rotate", &id)
         .await?;
     tx.commit().await?;
     let row = state
@@ -220,16 +204,8 @@ pub async fn delete(
         ));
     }
     state.store.delete_credential(&mut tx, scope, &id).await?;
-    state
-        .store
-        .audit(
-            &mut tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "credential.delete",
-            &id,
-        )
+    principal
+        .audit(&state.store, &mut tx, "credential.delete", &id)
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

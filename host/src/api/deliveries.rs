@@ -245,16 +245,8 @@ pub async fn replay(
         .store
         .insert_replay(&mut tx, scope, &replay_id, &request, count as i64)
         .await?;
-    state
-        .store
-        .audit(
-            &mut tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "replay.create",
-            &replay_id,
-        )
+    principal
+        .audit(&state.store, &mut tx, "replay.create", &replay_id)
         .await?;
     tx.commit().await?;
     if count > 0 {

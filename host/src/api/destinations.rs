@@ -158,16 +158,8 @@ pub async fn create(
         enabled: body.enabled.unwrap_or(true),
     };
     state.store.insert_destination(&mut tx, scope, &new).await?;
-    state
-        .store
-        .audit(
-            &mut tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "destination.create",
-            &id,
-        )
+    principal
+        .audit(&state.store, &mut tx, "destination.create", &id)
         .await?;
     tx.commit().await?;
     Ok((
@@ -236,16 +228,8 @@ pub async fn update(
     {
         return Err(ApiError::not_found("destination"));
     }
-    state
-        .store
-        .audit(
-            &mut tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "destination.update",
-            &id,
-        )
+    principal
+        .audit(&state.store, &mut tx, "destination.update", &id)
         .await?;
     tx.commit().await?;
     Ok(Json(find(&state, &principal, &id).await?.into()))
@@ -261,16 +245,8 @@ pub async fn delete(
     if !state.store.delete_destination(&mut tx, scope, &id).await? {
         return Err(ApiError::not_found("destination"));
     }
-    state
-        .store
-        .audit(
-            &mut tx,
-            scope.tenant_id(),
-            Some(scope.sub_tenant_id()),
-            &principal.actor(),
-            "destination.delete",
-            &id,
-        )
+    principal
+        .audit(&state.store, &mut tx, "destination.delete", &id)
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -6,7 +6,7 @@ use super::api_keys::{hash_api_key, looks_like_api_key};
 use crate::api::AppState;
 use crate::error::ApiError;
 use crate::scope::Scope;
-use crate::store::SessionCheck;
+use crate::store::{SessionCheck, Store, Tx};
 
 /// A vendor authenticated by its tenant API key.
 #[derive(Debug, Clone)]
@@ -24,6 +24,27 @@ pub struct EmbedPrincipal {
 impl EmbedPrincipal {
     pub fn actor(&self) -> String {
         format!("session:{}", self.session_id)
+    }
+
+    /// Records `action` on `target` by this session, in the caller's transaction.
+    pub async fn audit(
+        &self,
+        store: &Store,
+        tx: &mut Tx<'_>,
+        action: &str,
+        target: &str,
+    ) -> sqlx::Result<()> {
+        let scope = &self.scope;
+        store
+            .audit(
+                tx,
+                scope.tenant_id(),
+                Some(scope.sub_tenant_id()),
+                &self.actor(),
+                action,
+                target,
+            )
+            .await
     }
 }
 
