@@ -23,3 +23,34 @@ impl Credential {
         })
     }
 }
+
+/// The secret shapes of the host's credential kinds, for [`Credential::secret`]. Their `Debug`
+/// is not derived: a secret must not end up in a log line by accident.
+pub mod kinds {
+    use serde::Deserialize;
+
+    /// `basic`, `sasl_plain`: a user name and a password.
+    #[derive(Deserialize)]
+    pub struct Basic {
+        pub username: String,
+        pub password: String,
+    }
+
+    /// `bearer`, `nats_token`: one token.
+    #[derive(Deserialize)]
+    pub struct Token {
+        pub token: String,
+    }
+
+    /// `secret`: one opaque value.
+    #[derive(Deserialize)]
+    pub struct Secret {
+        pub value: String,
+    }
+
+    /// `postgres_dsn`: a connection string.
+    #[derive(Deserialize)]
+    pub struct Dsn {
+        pub dsn: String,
+    }
+}

@@ -49,7 +49,7 @@ pub mod http;
 pub mod log;
 pub mod net;
 
-mod credential;
+pub mod credential;
 pub mod glue;
 mod outcome;
 mod type_info;

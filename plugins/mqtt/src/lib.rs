@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqttbytes::{v4, v5, QoS};
+use pushrail_plugin_sdk::credential::kinds::Basic;
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
 use serde::Deserialize;
@@ -50,12 +51,6 @@ fn default_version() -> String {
 
 fn default_timeout_ms() -> u64 {
     10_000
-}
-
-#[derive(Deserialize)]
-struct Basic {
-    username: String,
-    password: String,
 }
 
 /// Packets from the broker larger than this are refused (acks are a few bytes).

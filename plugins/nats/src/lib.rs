@@ -11,6 +11,7 @@ mod proto;
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
+use pushrail_plugin_sdk::credential::kinds::{Basic, Token};
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
 use serde::Deserialize;
@@ -43,17 +44,6 @@ fn yes() -> bool {
 
 fn default_timeout_ms() -> u64 {
     10_000
-}
-
-#[derive(Deserialize)]
-struct Basic {
-    username: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
-struct Token {
-    token: String,
 }
 
 /// Until the server's `INFO` says otherwise.

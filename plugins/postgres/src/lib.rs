@@ -18,6 +18,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
+use pushrail_plugin_sdk::credential::kinds::{Basic, Dsn as DsnSecret};
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
 use serde::Deserialize;
@@ -45,17 +46,6 @@ pub struct Config {
 
 fn default_timeout_ms() -> u64 {
     10_000
-}
-
-#[derive(Deserialize)]
-struct Basic {
-    username: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
-struct DsnSecret {
-    dsn: String,
 }
 
 /// Type oids of the parameters: text, text, timestamptz, jsonb.

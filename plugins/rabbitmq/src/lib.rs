@@ -9,6 +9,7 @@ mod amqp;
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
+use pushrail_plugin_sdk::credential::kinds::Basic;
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
 use serde::Deserialize;
@@ -53,12 +54,6 @@ fn yes() -> bool {
 
 fn default_timeout_ms() -> u64 {
     10_000
-}
-
-#[derive(Deserialize)]
-struct Basic {
-    username: String,
-    password: String,
 }
 
 /// Frames up to this size are offered in `tune-ok`; the broker may ask for less.

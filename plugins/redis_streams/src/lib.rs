@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use pushrail_plugin_sdk::credential::kinds::{Basic, Secret};
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
 use redis_protocol::resp2::decode::decode;
@@ -47,17 +48,6 @@ fn yes() -> bool {
 
 fn default_timeout_ms() -> u64 {
     10_000
-}
-
-#[derive(Deserialize)]
-struct Basic {
-    username: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
-struct Secret {
-    value: String,
 }
 
 /// Replies larger than this are not expected from these commands.
