@@ -61,6 +61,7 @@ pub struct AttemptRow {
 pub struct Completion {
     pub delivery_id: String,
     pub lease_owner: String,
+    /// `attempt.n` is what the claim expected; the stored number is taken from the log itself.
     pub attempt: AttemptRow,
     /// `pending` (with `next_attempt_at`), `succeeded` or `failed`.
     pub status: &'static str,

@@ -123,12 +123,4 @@ impl Store {
     pub async fn begin(&self) -> sqlx::Result<Tx<'static>> {
         self.write.begin().await
     }
-
-    pub fn reader(&self) -> &AnyPool {
-        &self.read
-    }
-
-    pub fn writer(&self) -> &AnyPool {
-        &self.write
-    }
 }
