@@ -281,6 +281,12 @@ function DestinationList({ onCreate, onEdit }: { onCreate: () => void; onEdit: (
 
 const GENERATE = '__generate__';
 
+/** `whsec_` and 24 random bytes in base64, the Standard Webhooks secret format. */
+function newSigningSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return `whsec_${btoa(String.fromCharCode(...bytes))}`;
+}
+
 function DestinationForm({ editId, onDone }: { editId: string | null; onDone: () => void }) {
   const types = useTypes();
   const destinations = useDestinations();
@@ -336,12 +342,37 @@ function DestinationEditor({
   const id = (field: string) => `${idPrefix}-dst-${field}`;
 
   const save = useMutation({
-    mutationFn: (input: DestinationInput) =>
-      existing ? api.updateDestination(existing.id, input) : api.createDestination(input),
-    onSuccess: (saved) => {
+    mutationFn: async ({ input, generate }: { input: DestinationInput; generate: boolean }) => {
+      if (existing) return { saved: await api.updateDestination(existing.id, input), secret: null };
+      if (!generate) return { saved: await api.createDestination(input), secret: null };
+      // The secret is made here, in the browser, so the customer can see it exactly once: the
+      // API never returns secret material.
+      const secret = newSigningSecret();
+      const credential = await api.createCredential({
+        name: `${input.name ?? 'Destination'} signing secret`,
+        kind: 'webhook_secret',
+        secret: { secret },
+      });
+      try {
+        return { saved: await api.createDestination({ ...input, credential_id: credential.id }), secret };
+      } catch (error) {
+        // Refused (a field to fix, say): take the unused secret back so retries leave none behind.
+        await api.deleteCredential(credential.id).catch(() => undefined);
+        throw error;
+      }
+    },
+    onSuccess: ({ saved, secret }) => {
       void queryClient.invalidateQueries({ queryKey: keys.destinations });
       void queryClient.invalidateQueries({ queryKey: keys.credentials });
-      flash({ tone: 'success', message: existing ? `“${saved.name}” saved.` : `“${saved.name}” created.` });
+      if (secret) {
+        // An info notice stays until dismissed: this is the only time the secret is shown.
+        flash({
+          tone: 'info',
+          message: `“${saved.name}” created. Its signing secret, shown only now (copy it to verify signatures): ${secret}`,
+        });
+      } else {
+        flash({ tone: 'success', message: existing ? `“${saved.name}” saved.` : `“${saved.name}” created.` });
+      }
       onDone();
     },
     onError: (error) => {
@@ -392,12 +423,12 @@ function DestinationEditor({
       if (credentialId) input.credential_id = credentialId;
       else if (existing) input.credential_id = null;
     }
-    save.mutate(input);
+    save.mutate({ input, generate: credentialId === GENERATE });
   };
 
   const credentialHint = kinds.length
     ? `Accepts ${kinds.map(kindLabel).join(', ')}; add your own in the Credentials tab.${
-        generates ? " A generated secret can't be viewed: to verify signatures, choose a signing secret you created." : ''
+        generates ? ' A generated signing secret is shown once, right after the destination is created.' : ''
       }`
     : undefined;
 

@@ -4,6 +4,7 @@
  * it; a revocation signs the first one out. Screenshots go to test-artifacts/embed/.
  */
 
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,6 +37,7 @@ function customerA(): Page {
   return pageA;
 }
 let destinationId = '';
+let signingSecret = '';
 const deliveriesOfA: string[] = [];
 const pageErrors: string[] = [];
 
@@ -156,6 +158,10 @@ describe('embed in the demo dashboard, against the real host', () => {
     await shot(page, '02-create-form');
     await page.getByRole('button', { name: 'Create destination' }).click();
     await page.getByText('“Orders endpoint” created.').waitFor();
+    // The generated signing secret is shown once, in a notice that stays until dismissed.
+    const notice = (await page.getByText('Its signing secret, shown only now').textContent()) ?? '';
+    signingSecret = /whsec_[A-Za-z0-9+/]+=*/.exec(notice)?.[0] ?? '';
+    expect(signingSecret).toMatch(/^whsec_/);
     const row = page.locator('tr[data-destination="Orders endpoint"]');
     await row.waitFor();
     await expect(row.textContent()).resolves.toContain(receiver.url);
@@ -206,6 +212,11 @@ describe('embed in the demo dashboard, against the real host', () => {
     await shot(page, '03-test-event', false);
     const request = receiver.requests.at(-1);
     expect(request?.headers['webhook-signature']).toMatch(/^v1,/);
+    // The secret the customer was shown verifies the signature (Standard Webhooks scheme).
+    const key = Buffer.from(signingSecret.slice('whsec_'.length), 'base64');
+    const signed = `${String(request?.headers['webhook-id'])}.${String(request?.headers['webhook-timestamp'])}.${request?.body ?? ''}`;
+    const expected = `v1,${createHmac('sha256', key).update(signed).digest('base64')}`;
+    expect(String(request?.headers['webhook-signature']).split(' ')).toContain(expected);
     expect(request?.headers['x-acme-source']).toBe('pushrail-demo');
 
     await dialog.getByRole('button', { name: 'View in delivery log' }).click();

@@ -92,6 +92,8 @@ describe('<PushrailEmbed>', () => {
 
   it('creates a destination and maps the API’s field errors onto the generated form', async () => {
     serve((method, path, body) => {
+      if (method === 'POST' && path === '/credentials') return json(201, { id: 'cred_9', name: 'Mine signing secret', kind: 'webhook_secret' });
+      if (method === 'DELETE' && path === '/credentials/cred_9') return new Response(null, { status: 204 });
       if (method !== 'POST' || path !== '/destinations') return undefined;
       const config = (body as { config: { url: string } }).config;
       if (config.url.includes('internal')) {
@@ -119,13 +121,22 @@ describe('<PushrailEmbed>', () => {
     await screen.findByText('this address is not allowed');
     expect(screen.getByText('not a valid pattern')).toBeTruthy();
     expect(screen.getByLabelText('Endpoint URL').getAttribute('aria-invalid')).toBe('true');
-    const post = requests.find((r) => r.method === 'POST');
-    expect(post?.body).toEqual({ type: 'webhook', name: 'Mine', config: { url: 'http://internal.example' }, event_types: ['**bad'], enabled: true });
+    // The signing secret is generated in the browser and stored first; the refused destination
+    // takes it back with it.
+    const secretPost = requests.find((r) => r.method === 'POST' && r.path === '/embed/v1/credentials');
+    expect((secretPost?.body as { secret: { secret: string } }).secret.secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
+    const post = requests.find((r) => r.method === 'POST' && r.path === '/embed/v1/destinations');
+    expect(post?.body).toEqual({
+      type: 'webhook', name: 'Mine', config: { url: 'http://internal.example' }, event_types: ['**bad'], enabled: true,
+      credential_id: 'cred_9',
+    });
+    expect(requests.some((r) => r.method === 'DELETE' && r.path === '/embed/v1/credentials/cred_9')).toBe(true);
 
     fireEvent.change(screen.getByLabelText('Endpoint URL'), { target: { value: 'https://ok.example' } });
     fireEvent.change(screen.getByLabelText(/Event types/), { target: { value: '' } });
     fireEvent.click(screen.getByRole('button', { name: 'Create destination' }));
-    await screen.findByText('“Mine” created.');
+    const notice = await screen.findByText(/“Mine” created\. Its signing secret, shown only now/);
+    expect(notice.textContent).toMatch(/whsec_[A-Za-z0-9+/]{32}/);
   });
 
   it('pages the delivery log with next_cursor and sends the filters as query parameters', async () => {
