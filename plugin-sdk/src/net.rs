@@ -25,6 +25,19 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    /// Reads what has arrived into `chunk`; a closed connection or a failed read is a retryable
+    /// failure described by `doing`. For codecs that buffer until a whole frame is there.
+    pub fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure> {
+        match io::Read::read(self, chunk) {
+            Ok(0) => Err(io_failure(
+                doing,
+                &io::Error::from(io::ErrorKind::UnexpectedEof),
+            )),
+            Ok(n) => Ok(n),
+            Err(e) => Err(io_failure(doing, &e)),
+        }
+    }
+
     /// Connects with the host's connect timeout; `tls` asks the host to wrap the connection in
     /// TLS (certificate verified for `host`) before any byte is exchanged.
     pub fn connect(host: &str, port: u16, tls: bool) -> Result<Self, NetError> {

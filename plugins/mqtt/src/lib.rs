@@ -5,7 +5,7 @@
 //! event id and type travel as user properties. MQTT 3.1.1 has no properties and carries the
 //! payload alone. Packets are encoded and decoded with `mqttbytes`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -232,16 +232,7 @@ impl Broker {
                 }
             }
             let mut chunk = [0u8; 8 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|e| io_failure(doing, &e))?;
-            if n == 0 {
-                return Err(io_failure(
-                    doing,
-                    &std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                ));
-            }
+            let n = self.stream.read_chunk(doing, &mut chunk)?;
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }

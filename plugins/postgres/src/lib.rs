@@ -8,7 +8,7 @@
 
 mod dsn;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -375,16 +375,7 @@ impl Connection {
                 )));
             }
             let mut chunk = [0u8; 16 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|e| io_failure(doing, &e))?;
-            if n == 0 {
-                return Err(io_failure(
-                    doing,
-                    &std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                ));
-            }
+            let n = self.stream.read_chunk(doing, &mut chunk)?;
             self.buf.put_slice(&chunk[..n]);
         }
     }

@@ -5,7 +5,7 @@
 //! whole or not at all (a connection lost before `EXEC` leaves nothing behind). Frames are
 //! encoded and decoded with `redis-protocol` (RESP2).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use pushrail_plugin_sdk::credential::kinds::{Basic, Secret};
@@ -338,16 +338,7 @@ impl Connection {
                 )));
             }
             let mut chunk = [0u8; 16 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|e| io_failure(doing, &e))?;
-            if n == 0 {
-                return Err(io_failure(
-                    doing,
-                    &std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                ));
-            }
+            let n = self.stream.read_chunk(doing, &mut chunk)?;
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
