@@ -41,9 +41,11 @@ build_plugins() {
 build_test_plugins() {
   ensure_wasm_target
   log "building test plugins"
-  (cd "$ROOT" && cargo build --quiet --profile plugin --target wasm32-wasip2 -p pushrail-test-hostile -p my-destination)
+  (cd "$ROOT" && cargo build --quiet --profile plugin --target wasm32-wasip2 -p pushrail-test-hostile -p pushrail-test-legacy -p my-destination)
   mkdir -p "$ROOT/plugins/test-dist"
   cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/pushrail_test_hostile.wasm" "$ROOT/plugins/test-dist/hostile.wasm"
+  # Built against pushrail:destination@0.1.0: the host must keep loading such plugins.
+  cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/pushrail_test_legacy.wasm" "$ROOT/plugins/test-dist/legacy.wasm"
   cp "$CARGO_TARGET_DIR/wasm32-wasip2/plugin/my_destination.wasm" "$ROOT/plugins/test-dist/template.wasm"
 }
 

@@ -9,7 +9,7 @@ use crate::api::{self, AppState, RateLimits, Shared};
 use crate::auth::{generate_api_key, hash_api_key, SessionSigner};
 use crate::config::{ServeArgs, StoreArgs};
 use crate::engine::{Engine, EngineSettings};
-use crate::plugins::{EgressPolicy, NetLimits, PluginHost, SandboxLimits};
+use crate::sandbox::{EgressPolicy, NetLimits, Sandbox, SandboxLimits};
 use crate::store::{Backend, Store};
 use crate::vault::Vault;
 
@@ -109,9 +109,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let host = inspection_host(&cli.store, &plugins_dir).await?;
             for plugin in host.plugins() {
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\tpushrail:destination@{}\t{}",
                     plugin.info.id,
                     plugin.info.name,
+                    plugin.info.wit_version,
                     plugin.source.display()
                 );
             }
@@ -144,12 +145,21 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     )?);
     let sessions = SessionSigner::load(store.clone(), vault.clone()).await?;
 
+    // Every live instance holds a pooled slot: the engine's calls, the API's, and the warm ones.
+    let instances = args
+        .concurrency
+        .saturating_add(args.api_plugin_calls)
+        .saturating_add(args.warm_sessions)
+        .saturating_add(8);
     let limits = SandboxLimits {
         memory_bytes: args.plugin_memory_mib * 1024 * 1024,
         timeout: args.plugin_timeout,
-        instances: (args.concurrency as u32).saturating_add(64),
+        instances: u32::try_from(instances).unwrap_or(u32::MAX),
+        warm_sessions: args.warm_sessions,
+        idle_timeout: args.session_idle,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
-    let mut plugins = PluginHost::new(
+    let plugins = Sandbox::new(
         EgressPolicy::new(args.allow_egress.clone()),
         NetLimits::default(),
         limits,
@@ -160,6 +170,7 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| store_args.data_dir.join("plugin-cache"));
     plugins.load_dir(&args.plugins_dir, &cache_dir).await?;
     let plugins = Arc::new(plugins);
+    let api_plugin_calls = Arc::new(tokio::sync::Semaphore::new(args.api_plugin_calls.max(1)));
 
     let engine = Engine::new(
         store.clone(),
@@ -170,6 +181,7 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             batch_size: args.batch_size.max(1),
             linger: args.batch_linger,
             concurrency: args.concurrency.max(1),
+            destination_concurrency: args.destination_concurrency.max(1),
             lease: args.lease,
             poll_interval: args.poll_interval,
         },
@@ -191,6 +203,7 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         plugins,
         engine,
         limits,
+        api_plugin_calls,
     });
     // Another process may rotate the signing key (`keys rotate-signing`, another host); pick up
     // the new key for signing within a bounded time. Verification reloads on an unknown kid.
@@ -272,17 +285,19 @@ async fn rotate_master_key(args: &StoreArgs) -> anyhow::Result<()> {
 
 fn inspection_limits() -> SandboxLimits {
     SandboxLimits {
-        memory_bytes: 64 << 20,
         timeout: std::time::Duration::from_secs(10),
         instances: 16,
+        warm_sessions: 0,
+        threads: 1,
+        ..SandboxLimits::default()
     }
 }
 
 async fn inspection_host(
     args: &StoreArgs,
     plugins_dir: &std::path::Path,
-) -> anyhow::Result<PluginHost> {
-    let mut host = PluginHost::new(
+) -> anyhow::Result<Sandbox> {
+    let host = Sandbox::new(
         EgressPolicy::default(),
         NetLimits::default(),
         inspection_limits(),
@@ -297,7 +312,7 @@ async fn check_plugin(
     file: &std::path::Path,
     config: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut host = PluginHost::new(
+    let host = Sandbox::new(
         EgressPolicy::default(),
         NetLimits::default(),
         inspection_limits(),
@@ -316,7 +331,7 @@ async fn check_plugin(
         "type": info.id,
         "name": info.name,
         "description": info.description,
-        "wit": "pushrail:destination@0.1.0",
+        "wit": format!("pushrail:destination@{}", info.wit_version),
         "max_batch_size": info.max_batch_size,
         "credential_kinds": info.credential_kinds,
         "config_schema": info.config_schema,

@@ -61,6 +61,23 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHRAIL_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
 
+    /// Batches of one destination in flight at once, so one destination cannot take every slot.
+    #[arg(long, env = "PUSHRAIL_DESTINATION_CONCURRENCY", default_value_t = 4)]
+    pub destination_concurrency: usize,
+
+    /// Plugin calls the API makes for its own answers (test events, config checks) at once,
+    /// apart from the delivery engine's.
+    #[arg(long, env = "PUSHRAIL_API_PLUGIN_CALLS", default_value_t = 8)]
+    pub api_plugin_calls: usize,
+
+    /// Warm plugin sessions kept between batches (each holds one destination's connections).
+    #[arg(long, env = "PUSHRAIL_WARM_SESSIONS", default_value_t = 256)]
+    pub warm_sessions: usize,
+
+    /// A warm session unused this long is closed.
+    #[arg(long, env = "PUSHRAIL_SESSION_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub session_idle: Duration,
+
     /// Wall-clock limit of one plugin call.
     #[arg(long, env = "PUSHRAIL_PLUGIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub plugin_timeout: Duration,

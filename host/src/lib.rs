@@ -10,7 +10,7 @@ pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod ids;
-pub mod plugins;
+pub use pushrail_sandbox as sandbox;
 pub mod scope;
 pub mod store;
 pub mod vault;

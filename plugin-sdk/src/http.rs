@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
+use crate::bindings::wasi::io::poll::{poll, Pollable};
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::{Delivered, Failure};
 
@@ -109,7 +111,13 @@ impl Request {
         self
     }
 
+    /// Sends the request and waits for the response.
     pub fn send(self) -> Result<Response, Error> {
+        finish(self.start()?)
+    }
+
+    /// Hands the request to the host and returns at once; the host sends it in the background.
+    fn start(self) -> Result<FutureIncomingResponse, Error> {
         let headers = Fields::new();
         for (name, value) in &self.headers {
             headers
@@ -163,26 +171,78 @@ impl Request {
             }
         }
         OutgoingBody::finish(body, None).map_err(Error::from_code)?;
-
-        pending.subscribe().block();
-        let response = match pending.get() {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(code))) => return Err(Error::from_code(code)),
-            Some(Err(())) | None => return Err(Error::retryable("the response was lost")),
-        };
-        let status = response.status();
-        let headers = response.headers().entries();
-        let incoming = response
-            .consume()
-            .map_err(|()| Error::retryable("no response body"))?;
-        let body = read_body(&incoming)?;
-        IncomingBody::finish(incoming);
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(pending)
     }
+}
+
+/// Sends every request, at most `max_in_flight` at a time, and answers for each in the order
+/// given. The host runs them concurrently; the plugin waits on whichever finishes first.
+pub fn send_all(
+    requests: Vec<Result<Request, Error>>,
+    max_in_flight: usize,
+) -> Vec<Result<Response, Error>> {
+    let mut results: Vec<Option<Result<Response, Error>>> =
+        (0..requests.len()).map(|_| None).collect();
+    let mut queue = requests.into_iter().enumerate();
+    let mut running: Vec<(usize, Pollable, FutureIncomingResponse)> = Vec::new();
+    loop {
+        while running.len() < max_in_flight.max(1) {
+            let Some((index, request)) = queue.next() else {
+                break;
+            };
+            match request.and_then(Request::start) {
+                Ok(pending) => running.push((index, pending.subscribe(), pending)),
+                Err(error) => results[index] = Some(Err(error)),
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let mut ready: Vec<usize> = {
+            let pollables: Vec<&Pollable> = running.iter().map(|(_, p, _)| p).collect();
+            poll(&pollables).into_iter().map(|i| i as usize).collect()
+        };
+        // Highest first, so each swap_remove moves in an entry already handled or not ready.
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        ready.dedup();
+        for position in ready {
+            let (index, pollable, pending) = running.swap_remove(position);
+            drop(pollable);
+            results[index] = Some(finish(pending));
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::retryable("the request was not sent"))))
+        .collect()
+}
+
+/// Reads the response of a request, waiting for it when it is not there yet.
+fn finish(pending: FutureIncomingResponse) -> Result<Response, Error> {
+    let answer = match pending.get() {
+        Some(answer) => Some(answer),
+        None => {
+            pending.subscribe().block();
+            pending.get()
+        }
+    };
+    let response = match answer {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(Error::from_code(code)),
+        Some(Err(())) | None => return Err(Error::retryable("the response was lost")),
+    };
+    let status = response.status();
+    let headers = response.headers().entries();
+    let incoming = response
+        .consume()
+        .map_err(|()| Error::retryable("no response body"))?;
+    let body = read_body(&incoming)?;
+    IncomingBody::finish(incoming);
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {

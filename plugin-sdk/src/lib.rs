@@ -2,10 +2,12 @@
 //!
 //! A destination plugin is a WebAssembly component (`wasm32-wasip2`) that delivers batches of
 //! events somewhere: an HTTP endpoint, a queue, a bucket. The host does everything else: it stores
-//! the destination's config, decrypts the sub-tenant's credential for the one call, batches,
-//! retries, logs every attempt and enforces the egress policy on every connection.
+//! the destination's config, decrypts the sub-tenant's credential for that destination's session
+//! only, batches, retries, logs every attempt and enforces the egress policy on every connection.
 //!
-//! A plugin implements [`Destination`] and exports it with [`export_destination!`]:
+//! A plugin implements [`Destination`] and exports it with [`export_destination!`]. The host
+//! opens one session per destination (`open`) and keeps it warm between batches, so a plugin can
+//! keep its connection ([`Warm`]) and tokens; `deliver` answers for each event on its own:
 //!
 //! ```ignore
 //! use pushrail_plugin_sdk::prelude::*;
@@ -14,7 +16,7 @@
 //! #[derive(Deserialize)]
 //! struct Config { url: String }
 //!
-//! struct Echo;
+//! struct Echo { config: Config }
 //!
 //! impl Destination for Echo {
 //!     type Config = Config;
@@ -29,13 +31,15 @@
 //!             }))
 //!     }
 //!
-//!     fn deliver(config: Config, _credential: Option<Credential>, events: Vec<Event>) -> DeliveryResult {
-//!         let mut last = Delivered::default();
-//!         for event in events {
-//!             let response = http::Request::post(&config.url)?.json_body(event.payload).send()?;
-//!             last = response.into_result()?;
-//!         }
-//!         Ok(last)
+//!     fn open(config: Config, _credential: Option<Credential>) -> Result<Self, Failure> {
+//!         Ok(Self { config })
+//!     }
+//!
+//!     fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+//!         events
+//!             .iter()
+//!             .map(|event| http::Request::post(&self.config.url)?.json_body(event.payload.clone()).send()?.into_result())
+//!             .collect()
 //!     }
 //! }
 //!
@@ -52,12 +56,14 @@ pub mod net;
 pub mod credential;
 pub mod glue;
 mod outcome;
+pub mod settings;
 mod type_info;
+mod warm;
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/v0.2.0",
         world: "destination",
         generate_all,
         pub_export_macro: true,
@@ -66,8 +72,9 @@ pub mod bindings {
     });
 }
 
-pub use outcome::{DeliveryResult, ResultExt};
+pub use outcome::{all, DeliveryResult, ResultExt};
 pub use type_info::TypeInfo;
+pub use warm::Warm;
 
 pub use bindings::pushrail::destination::types::{
     Credential, Delivered, Event, Failure, FailureKind, FieldError,
@@ -76,8 +83,8 @@ pub use bindings::pushrail::destination::types::{
 #[doc(hidden)]
 pub use glue as __glue;
 
-/// What a plugin author implements.
-pub trait Destination {
+/// What a plugin author implements: the type's description, and a session per destination.
+pub trait Destination: Sized + 'static {
     /// The destination's config, deserialized from the JSON the customer entered. It has
     /// already passed the JSON Schema from [`TypeInfo::config_schema`].
     type Config: serde::de::DeserializeOwned;
@@ -85,24 +92,25 @@ pub trait Destination {
     /// The type id, display strings, and schemas.
     fn info() -> TypeInfo;
 
-    /// Checks that the schema cannot express (a URL's scheme, a template's syntax).
+    /// Checks what the schema cannot express (a URL's scheme, a template's syntax).
     fn validate(_config: &Self::Config) -> Vec<FieldError> {
         Vec::new()
     }
 
-    /// Delivers one batch; the answer covers the whole batch.
-    fn deliver(
-        config: Self::Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult;
+    /// Opens the session of one destination. Keep it cheap (connect on the first `deliver`);
+    /// a failure here answers every event of the batch that needed the session.
+    fn open(config: Self::Config, credential: Option<Credential>) -> Result<Self, Failure>;
+
+    /// Delivers one batch: one result per event, in the order given. [`all`] gives every event
+    /// the same result, for a batch that succeeds or fails as one.
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult>;
 }
 
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
-        export_destination, http, log, net, Credential, Delivered, DeliveryResult, Destination,
-        Event, Failure, FailureKind, FieldError, ResultExt, TypeInfo,
+        all, export_destination, http, log, net, Credential, Delivered, DeliveryResult,
+        Destination, Event, Failure, FailureKind, FieldError, ResultExt, TypeInfo, Warm,
     };
 }
 
@@ -117,21 +125,17 @@ macro_rules! export_destination {
         mod __pushrail_export {
             use super::*;
 
-            pub struct Export;
+            struct Export;
 
             impl $crate::bindings::exports::pushrail::destination::plugin::Guest for Export {
+                type Session = $crate::__glue::SessionOf<$plugin>;
+
                 fn describe() -> $crate::bindings::pushrail::destination::types::DestinationType {
                     $crate::__glue::describe::<$plugin>()
                 }
 
                 fn validate(config: ::std::string::String) -> ::std::vec::Vec<$crate::FieldError> {
                     $crate::__glue::validate::<$plugin>(&config)
-                }
-
-                fn deliver(
-                    request: $crate::bindings::pushrail::destination::types::DeliveryRequest,
-                ) -> ::std::result::Result<$crate::Delivered, $crate::Failure> {
-                    $crate::__glue::deliver::<$plugin>(request)
                 }
             }
 
@@ -144,7 +148,8 @@ macro_rules! export_destination {
         const _: () = {
             let _ = $crate::__glue::describe::<$plugin>;
             let _ = $crate::__glue::validate::<$plugin>;
-            let _ = $crate::__glue::deliver::<$plugin>;
+            let _ = $crate::__glue::open::<$plugin>;
+            let _ = <$plugin as $crate::Destination>::deliver;
         };
     };
 }

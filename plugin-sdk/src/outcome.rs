@@ -1,9 +1,15 @@
 use std::fmt::Display;
 
-use crate::{Delivered, Failure, FailureKind};
+use crate::{Delivered, Event, Failure, FailureKind};
 
-/// The answer of [`crate::Destination::deliver`].
+/// What became of one event: the peer took it, or a failure saying whether to try again.
 pub type DeliveryResult = Result<Delivered, Failure>;
+
+/// The same result for every event of a batch that succeeds or fails as one (one statement,
+/// one request, a connection that could not be opened).
+pub fn all(events: &[Event], result: DeliveryResult) -> Vec<DeliveryResult> {
+    vec![result; events.len()]
+}
 
 impl Failure {
     /// A failure worth retrying later (timeouts, 5xx, throttling, a peer that is down).

@@ -15,7 +15,7 @@ use crate::auth::EmbedPrincipal;
 use crate::engine::fanout;
 use crate::error::{ApiError, ApiResult, FieldDetail};
 use crate::ids;
-use crate::plugins::Plugin;
+use crate::sandbox::Plugin;
 use crate::store::{DestinationPatch, DestinationRow, NewDestination};
 
 const MAX_EVENT_TYPE_PATTERNS: usize = 64;
@@ -90,7 +90,12 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateDestination>,
 ) -> ApiResult<(StatusCode, Json<views::Destination>)> {
     let plugin = state.plugins.get(&body.type_id).ok_or_else(|| {
-        let known: Vec<_> = state.plugins.plugins().map(|p| p.info.id.clone()).collect();
+        let known: Vec<_> = state
+            .plugins
+            .plugins()
+            .iter()
+            .map(|p| p.info.id.clone())
+            .collect();
         ApiError::field(
             "type",
             format!(
@@ -232,6 +237,8 @@ pub async fn update(
         .audit(&state.store, &mut tx, "destination.update", &id)
         .await?;
     tx.commit().await?;
+    // Sessions opened with the old config close now; the next batch opens one with the new.
+    state.plugins.invalidate(&id);
     Ok(Json(find(&state, &principal, &id).await?.into()))
 }
 
@@ -249,6 +256,7 @@ pub async fn delete(
         .audit(&state.store, &mut tx, "destination.delete", &id)
         .await?;
     tx.commit().await?;
+    state.plugins.invalidate(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -290,7 +298,9 @@ pub async fn test(
         .await?
         .ok_or_else(|| ApiError::not_found("destination"))?;
     let delivery_id = claimed.id.clone();
+    let slot = state.plugin_call_slot().await?;
     state.engine.deliver_now(vec![claimed]).await?;
+    drop(slot);
     let (_, attempts) = state
         .store
         .get_delivery(&principal.scope, &delivery_id)
@@ -307,7 +317,7 @@ pub async fn test(
 async fn check(
     state: &AppState,
     principal: &EmbedPrincipal,
-    plugin: &Plugin,
+    plugin: &std::sync::Arc<Plugin>,
     name: &str,
     config: &Value,
     credential_id: Option<&str>,
@@ -339,6 +349,7 @@ async fn check(
             problem(error.field, error.message);
         }
         if schema_ok {
+            let _slot = state.plugin_call_slot().await?;
             let plugin_errors = state
                 .plugins
                 .validate(plugin, &config.to_string())

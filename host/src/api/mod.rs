@@ -23,8 +23,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::SessionSigner;
 use crate::engine::Engine;
-use crate::error::ApiError;
-use crate::plugins::PluginHost;
+use crate::error::{ApiError, ApiResult};
+use crate::sandbox::Sandbox;
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -40,9 +40,11 @@ pub struct Shared {
     pub store: Store,
     pub vault: Arc<Vault>,
     pub sessions: SessionSigner,
-    pub plugins: Arc<PluginHost>,
+    pub plugins: Arc<Sandbox>,
     pub engine: Engine,
     pub limits: RateLimits,
+    /// Plugin calls the API makes for its own answers, bounded apart from the engine's.
+    pub api_plugin_calls: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -56,6 +58,30 @@ impl Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+/// How long an API request waits for a free plugin-call slot before answering 503.
+const PLUGIN_CALL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Shared {
+    /// A slot for a plugin call the API makes itself (a test event, a config check). These have
+    /// their own bounded capacity, so customers firing test events at slow endpoints cannot
+    /// starve the engine; beyond it, 503 with `Retry-After`.
+    pub async fn plugin_call_slot(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout(
+            PLUGIN_CALL_WAIT,
+            self.api_plugin_calls.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::unavailable(
+                "plugins_busy",
+                "too many test events and checks are running at once; try again shortly",
+                5,
+            )),
+        }
     }
 }
 

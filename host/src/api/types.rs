@@ -12,6 +12,7 @@ fn describe(state: &AppState) -> Vec<Value> {
     state
         .plugins
         .plugins()
+        .iter()
         .map(|plugin| {
             let info = &plugin.info;
             let kinds: Vec<Value> = info

@@ -1,11 +1,12 @@
-//! One plugin call for one batch of one destination, and its outcome per delivery.
+//! One plugin call for one batch of one destination, and each delivery's own outcome.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{retry, Inner};
 use crate::clock;
-use crate::plugins::{
-    Credential, Delivered, DeliveryRequest, Event, Failure, FailureKind, InvokeError,
+use crate::sandbox::{
+    Credential, Event, EventResult, Failure, FailureKind, SessionKey, SessionSpec,
 };
 use crate::store::{AttemptRow, ClaimedDelivery, Completion, Outcome};
 
@@ -16,15 +17,48 @@ const MAX_LOG_TEXT: usize = 1024;
 pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<Completion> {
     let started_at = clock::now_ms();
     let clock = Instant::now();
-    let result = attempt(inner, &batch).await;
+    let answers = attempt(inner, &batch).await;
     let duration_ms = clock.elapsed().as_millis() as i64;
+    let mut by_event: HashMap<String, EventResult> = HashMap::new();
+    match answers {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                let known = batch.iter().any(|d| d.event_id == outcome.event_id);
+                if !known {
+                    tracing::warn!(
+                        destination = %batch[0].destination_id,
+                        event = %outcome.event_id,
+                        "the plugin answered for an event it was not given; answer ignored"
+                    );
+                    continue;
+                }
+                by_event.entry(outcome.event_id).or_insert(outcome.result);
+            }
+        }
+        Err(failure) => {
+            for delivery in &batch {
+                by_event.insert(delivery.event_id.clone(), Err(failure.clone()));
+            }
+        }
+    }
     batch
         .iter()
-        .map(|delivery| completion(inner, delivery, &result, started_at, duration_ms))
+        .map(|delivery| {
+            let result = by_event.remove(&delivery.event_id).unwrap_or_else(|| {
+                Err(Failure::retryable(
+                    "the plugin gave no answer for this event (a plugin bug); it will be tried again",
+                ))
+            });
+            completion(inner, delivery, &result, started_at, duration_ms)
+        })
         .collect()
 }
 
-async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, Failure> {
+/// The plugin's answers for the batch, or one failure for all of it.
+async fn attempt(
+    inner: &Inner,
+    batch: &[ClaimedDelivery],
+) -> Result<Vec<crate::sandbox::Outcome>, Failure> {
     let first = &batch[0];
     let scope = first.scope();
     let destination = match inner
@@ -34,48 +68,85 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, 
     {
         Ok(mut rows) => rows.pop(),
         Err(error) => {
-            return Err(retryable(format!(
+            return Err(Failure::retryable(format!(
                 "loading the destination failed: {error}"
             )))
         }
     };
     let destination = match destination {
-        None | Some((_, true)) => return Err(permanent("the destination was deleted")),
+        None | Some((_, true)) => {
+            inner.plugins.invalidate(&first.destination_id);
+            return Err(Failure::permanent("the destination was deleted"));
+        }
         Some((row, false)) if !row.enabled() => {
-            return Err(permanent("the destination is disabled"))
+            inner.plugins.invalidate(&row.id);
+            return Err(Failure::permanent("the destination is disabled"));
         }
         Some((row, false)) => row,
     };
     let Some(plugin) = inner.plugins.get(&destination.type_id) else {
-        return Err(retryable(format!(
+        return Err(Failure::retryable(format!(
             "no plugin for destination type {:?} is loaded",
             destination.type_id
         )));
     };
-    let credential = match &destination.credential_id {
+    // The sealed credential is read per batch (cheap), so a rotation is seen by the very next
+    // batch on every host; it is decrypted only when a new session is opened with it.
+    let sealed = match &destination.credential_id {
         None => None,
         Some(id) => match inner.store.sealed_credential(&scope, id).await {
-            Err(error) => return Err(retryable(format!("loading the credential failed: {error}"))),
-            Ok(None) => return Err(permanent("the destination's credential no longer exists")),
-            Ok(Some((kind, sealed))) => {
-                let context = crate::credentials::context(&scope, id);
-                match inner.vault.open(&context, &sealed) {
-                    Ok(plain) => Some(Credential {
-                        kind,
-                        secret: String::from_utf8_lossy(&plain).into_owned(),
-                    }),
-                    Err(error) => {
-                        return Err(permanent(format!(
-                            "the credential cannot be decrypted: {error}"
-                        )))
-                    }
-                }
+            Err(error) => {
+                return Err(Failure::retryable(format!(
+                    "loading the credential failed: {error}"
+                )))
             }
+            Ok(None) => {
+                return Err(Failure::permanent(
+                    "the destination's credential no longer exists",
+                ))
+            }
+            Ok(Some((kind, sealed))) => Some((id.clone(), kind, sealed)),
         },
     };
-    if credential.is_none() && plugin.info.credential_required {
-        return Err(permanent("this destination type needs a credential"));
+    if sealed.is_none() && plugin.info.credential_required {
+        return Err(Failure::permanent(
+            "this destination type needs a credential",
+        ));
     }
+    let key = {
+        let (id, kind, ciphertext) = match &sealed {
+            Some((id, kind, sealed)) => (id.as_bytes(), kind.as_bytes(), &sealed.ciphertext[..]),
+            None => (&b""[..], &b""[..], &b""[..]),
+        };
+        SessionKey::new(
+            &destination.id,
+            &[
+                destination.type_id.as_bytes(),
+                destination.config.as_bytes(),
+                id,
+                kind,
+                ciphertext,
+            ],
+        )
+    };
+    let vault = inner.vault.clone();
+    let config = destination.config.clone();
+    let spec = move || {
+        let credential = match sealed {
+            None => None,
+            Some((id, kind, sealed)) => {
+                let context = crate::credentials::context(&scope, &id);
+                let plain = vault.open(&context, &sealed).map_err(|error| {
+                    Failure::permanent(format!("the credential cannot be decrypted: {error}"))
+                })?;
+                Some(Credential {
+                    kind,
+                    secret: String::from_utf8_lossy(&plain).into_owned(),
+                })
+            }
+        };
+        Ok(SessionSpec { config, credential })
+    };
     let events = batch
         .iter()
         .map(|d| Event {
@@ -86,23 +157,13 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Delivered, 
             attributes: Vec::new(),
         })
         .collect();
-    let request = DeliveryRequest {
-        config: destination.config.clone(),
-        credential,
-        events,
-    };
-    let label = format!("{}:{}", destination.type_id, destination.id);
-    match inner.plugins.deliver(&plugin, request, &label).await {
-        Ok(result) => result,
-        Err(error @ InvokeError::Timeout(_)) => Err(retryable(format!("timeout: {error}"))),
-        Err(error) => Err(retryable(error.to_string())),
-    }
+    inner.plugins.deliver(&plugin, key, spec, events).await
 }
 
 fn completion(
     inner: &Inner,
     delivery: &ClaimedDelivery,
-    result: &Result<Delivered, Failure>,
+    result: &EventResult,
     started_at: i64,
     duration_ms: i64,
 ) -> Completion {
@@ -164,22 +225,4 @@ fn cut(text: &str) -> String {
         .filter(|c| *c != '\0')
         .take(MAX_LOG_TEXT)
         .collect()
-}
-
-fn failure(kind: FailureKind, message: String) -> Failure {
-    Failure {
-        kind,
-        message,
-        status_code: None,
-        retry_after_ms: None,
-        response_excerpt: None,
-    }
-}
-
-fn retryable(message: String) -> Failure {
-    failure(FailureKind::Retryable, message)
-}
-
-fn permanent(message: impl Into<String>) -> Failure {
-    failure(FailureKind::Permanent, message.into())
 }

@@ -8,14 +8,14 @@ mod execute;
 pub mod fanout;
 mod retry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::config::RetrySchedule;
-use crate::plugins::PluginHost;
+use crate::sandbox::Sandbox;
 use crate::store::{ClaimedDelivery, Completion, Store};
 use crate::vault::Vault;
 
@@ -25,12 +25,18 @@ pub struct EngineSettings {
     pub batch_size: usize,
     pub linger: Duration,
     pub concurrency: usize,
+    /// Batches of one destination in flight at once.
+    pub destination_concurrency: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
 }
 
 /// Most rows one claim takes; bounds the transaction and the memory held per round.
 const MAX_CLAIM: usize = 1000;
+
+/// A batch held back because its destination has its share of calls in flight becomes
+/// claimable again after this long.
+const HOLD_BACK: Duration = Duration::from_millis(200);
 
 #[derive(Clone)]
 pub struct Engine {
@@ -39,18 +45,20 @@ pub struct Engine {
 
 struct Inner {
     store: Store,
-    plugins: Arc<PluginHost>,
+    plugins: Arc<Sandbox>,
     vault: Arc<Vault>,
     settings: EngineSettings,
     owner: String,
     wake: Notify,
     permits: Arc<Semaphore>,
+    /// Batches in flight per destination.
+    in_flight: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl Engine {
     pub fn new(
         store: Store,
-        plugins: Arc<PluginHost>,
+        plugins: Arc<Sandbox>,
         vault: Arc<Vault>,
         settings: EngineSettings,
     ) -> Self {
@@ -65,6 +73,7 @@ impl Engine {
                 owner,
                 wake: Notify::new(),
                 permits,
+                in_flight: Default::default(),
             }),
         }
     }
@@ -149,7 +158,12 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
                 }
             };
             let claimed_count = claimed.len();
+            let mut held_back = Vec::new();
             for batch in batches(&inner, claimed) {
+                let Some(slot) = DestinationSlot::take(&inner, &batch[0].destination_id) else {
+                    held_back.extend(batch);
+                    continue;
+                };
                 let permit = inner
                     .permits
                     .clone()
@@ -163,12 +177,55 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
                     // The completer outlives every call; a send only fails at shutdown, when the
                     // lapsing lease hands the work to the next start.
                     let _ = completions.send(done).await;
+                    drop(slot);
                     drop(permit);
                     inner.wake.notify_one();
                 });
             }
+            if !held_back.is_empty() {
+                // Its destination already has its share of calls running: hand the rows back
+                // for a moment instead of letting them wait on a slot while holding a lease.
+                let until = crate::clock::now_ms() + HOLD_BACK.as_millis() as i64;
+                if let Err(error) = inner.store.release(&held_back, until).await {
+                    tracing::error!(%error, rows = held_back.len(), "handing back held rows failed; their lease will lapse");
+                }
+                break;
+            }
             if claimed_count < limit {
                 break;
+            }
+        }
+    }
+}
+
+/// One of a destination's in-flight batch slots, given back on drop.
+struct DestinationSlot {
+    inner: Arc<Inner>,
+    destination: String,
+}
+
+impl DestinationSlot {
+    fn take(inner: &Arc<Inner>, destination: &str) -> Option<Self> {
+        let mut in_flight = inner.in_flight.lock().expect("in-flight lock");
+        let count = in_flight.entry(destination.to_owned()).or_default();
+        if *count >= inner.settings.destination_concurrency {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            inner: inner.clone(),
+            destination: destination.to_owned(),
+        })
+    }
+}
+
+impl Drop for DestinationSlot {
+    fn drop(&mut self) {
+        let mut in_flight = self.inner.in_flight.lock().expect("in-flight lock");
+        if let Some(count) = in_flight.get_mut(&self.destination) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.destination);
             }
         }
     }

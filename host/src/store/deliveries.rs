@@ -167,6 +167,29 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Hands claimed deliveries back unattempted: claimable again at `until` (by any worker),
+    /// their attempt counts untouched. Only rows still held by the claim's own token move.
+    pub async fn release(&self, claimed: &[ClaimedDelivery], until: i64) -> sqlx::Result<()> {
+        let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for delivery in claimed {
+            by_owner
+                .entry(&delivery.lease_owner)
+                .or_default()
+                .push(&delivery.id);
+        }
+        for (owner, ids) in by_owner {
+            let mut update = Sql::new("UPDATE deliveries SET lease_until = ");
+            update
+                .bind(until)
+                .push(" WHERE status = 'delivering' AND lease_owner = ")
+                .bind(owner)
+                .push(" AND id IN ")
+                .bind_list(ids);
+            update.query().execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
     /// Records attempts and moves deliveries on, many in one transaction. A completion whose
     /// lease was taken over by another worker still logs its attempt but leaves the row alone.
     pub async fn complete(&self, completions: &[Completion]) -> sqlx::Result<()> {

@@ -179,7 +179,7 @@ impl Host {
             plugins.join("webhook.wasm"),
         )
         .unwrap();
-        for name in ["hostile.wasm", "template.wasm"] {
+        for name in ["hostile.wasm", "template.wasm", "legacy.wasm"] {
             std::fs::copy(test_plugins_dir().join(name), plugins.join(name)).unwrap();
         }
         let mut all: Vec<String> = vec!["--plugins-dir".into(), plugins.display().to_string()];

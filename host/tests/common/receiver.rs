@@ -37,6 +37,8 @@ struct Inner {
     delay: Duration,
     redirect_to: Option<String>,
     body: Vec<u8>,
+    /// Requests whose body holds one of these answer 400.
+    refused: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -82,6 +84,16 @@ impl Receiver {
         self.inner.lock().unwrap().redirect_to = Some(location.to_owned());
     }
 
+    /// Answers 400 to every request whose body holds `marker`, whatever the script.
+    pub fn refuse_bodies_with(&self, marker: &str) {
+        self.inner.lock().unwrap().refused.push(marker.to_owned());
+    }
+
+    /// Takes every request again.
+    pub fn clear_refusals(&self) {
+        self.inner.lock().unwrap().refused.clear();
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().delay = delay;
     }
@@ -112,7 +124,15 @@ async fn record(
                 .collect(),
             body: body.to_vec(),
         });
-        let status = inner.script.pop_front().unwrap_or(inner.default_status);
+        let refused = inner
+            .refused
+            .iter()
+            .any(|marker| body.windows(marker.len()).any(|w| w == marker.as_bytes()));
+        let status = if refused {
+            400
+        } else {
+            inner.script.pop_front().unwrap_or(inner.default_status)
+        };
         (
             status,
             inner.delay,

@@ -190,3 +190,59 @@ async fn nats_unreachable_server_is_retried_until_it_is_there() {
     assert_eq!(count, ids.len() as u64);
     assert_same_events(&ids, &events, &received);
 }
+
+#[tokio::test]
+async fn nats_a_message_over_max_payload_fails_alone_and_its_batch_mates_are_stored_once() {
+    // A server of our own with a small `max_payload`, so an event the API accepts is too large.
+    let port = free_port();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "max_payload: 2048\n").unwrap();
+    let config_path = config.path().display().to_string();
+    let (_nats, _dir) = private_nats(port, &["-c", &config_path]);
+    let stream = unique("PUSHRAIL").to_uppercase();
+    let subject = format!("{}.events", stream.to_lowercase());
+    add_stream(port, &stream, &subject, &[]);
+    let setup = Setup::new(
+        &fast_retries(),
+        "nats",
+        json!({ "host": "127.0.0.1", "port": port, "subject": subject }),
+        None,
+    )
+    .await;
+    let mut events = sample_events(6);
+    events[2].1 = json!({ "blob": "x".repeat(4096) });
+    let ids = setup.publish(&events).await;
+    let settled = eventually(
+        "every delivery to settle",
+        Duration::from_secs(30),
+        || async {
+            let all = setup.customer.deliveries("?limit=500").await;
+            let done = all.len() == ids.len()
+                && all
+                    .iter()
+                    .all(|d| matches!(d["status"].as_str(), Some("succeeded" | "failed")));
+            done.then_some(all)
+        },
+    )
+    .await;
+    for d in &settled {
+        let oversized = d["event_id"] == ids[2].as_str();
+        let want = if oversized { "failed" } else { "succeeded" };
+        assert_eq!(d["status"], want, "{d}");
+        let detail = setup.customer.delivery(d["id"].as_str().unwrap()).await;
+        if oversized {
+            assert_eq!(outcomes(&detail), ["permanent_error"], "{detail}");
+            let error = detail["attempts"][0]["error"].as_str().unwrap();
+            assert!(error.contains("max_payload"), "{error}");
+        } else {
+            assert_eq!(outcomes(&detail), ["succeeded"], "{detail}");
+        }
+    }
+    let (count, received) = read_back(port, &stream, &[]);
+    assert_eq!(count, 5, "the five others, each stored once");
+    let mut expected_ids = ids.clone();
+    expected_ids.remove(2);
+    let mut expected_events = events.clone();
+    expected_events.remove(2);
+    assert_same_events(&expected_ids, &expected_events, &received);
+}

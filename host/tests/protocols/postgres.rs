@@ -231,3 +231,92 @@ async fn postgres_unreachable_server_is_retried_until_it_is_there() {
         format!("host=127.0.0.1 port={port} user=postgres password={PASSWORD} dbname=postgres");
     assert_same_events(&ids, &events, &read_back(&conninfo, &table));
 }
+
+/// The backends a role has open on the shared server, by pid.
+async fn backends_of(admin: &sqlx::AnyPool, role: &str) -> Vec<i64> {
+    sqlx::query_scalar("SELECT pid::bigint FROM pg_stat_activity WHERE usename = $1 ORDER BY pid")
+        .bind(role)
+        .fetch_all(admin)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn postgres_delivers_twenty_batches_over_one_connection_and_a_rotation_replaces_it() {
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .unwrap();
+    // A role of its own, so the server's connection list tells this destination's apart.
+    let role = unique("pushrail_conn");
+    let table = unique("pushrail_events");
+    sqlx::query(&format!("CREATE ROLE {role} LOGIN"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("GRANT CREATE, USAGE ON SCHEMA public TO {role}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let setup = Setup::new(
+        &[],
+        "postgres",
+        json!({ "host": "127.0.0.1", "database": "test", "table": table, "create_table": true }),
+        // The shared server trusts loopback: the password is not checked, but it is what
+        // rotates.
+        Some(("basic", json!({ "username": role, "password": "first" }))),
+    )
+    .await;
+    for n in 1..=20 {
+        setup.publish(&sample_events(1)).await;
+        setup.wait_for("succeeded", n).await;
+    }
+    let before = backends_of(&admin, &role).await;
+    assert_eq!(before.len(), 1, "20 batches, one connection: {before:?}");
+
+    let (_, credentials) = setup
+        .customer
+        .call("GET", "/embed/v1/credentials", None)
+        .await;
+    let credential = credentials["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = setup
+        .customer
+        .call(
+            "POST",
+            &format!("/embed/v1/credentials/{credential}/rotate"),
+            Some(json!({ "secret": { "username": role, "password": "second" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    setup.publish(&sample_events(1)).await;
+    setup.wait_for("succeeded", 21).await;
+    let after = eventually(
+        "the old connection to close",
+        Duration::from_secs(10),
+        || async {
+            let now = backends_of(&admin, &role).await;
+            (now.len() == 1).then_some(now)
+        },
+    )
+    .await;
+    assert_ne!(
+        after, before,
+        "the rotated credential opened a new connection"
+    );
+
+    drop(setup);
+    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+        .execute(&admin)
+        .await;
+    let _ =
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+            .bind(&role)
+            .execute(&admin)
+            .await;
+    let _ = sqlx::query(&format!("REVOKE ALL ON SCHEMA public FROM {role}"))
+        .execute(&admin)
+        .await;
+    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&admin)
+        .await;
+}

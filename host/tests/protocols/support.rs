@@ -354,15 +354,22 @@ pub fn outcomes(delivery: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Checks that the events travelled in batches: every plugin's excerpt starts with how many
-/// events its call delivered, and at least one call took more than one.
+/// Checks that the events travelled in batches: the attempts of one plugin call share their
+/// start time, and at least one call carried more than one event.
 pub fn assert_batched(deliveries: &[Value]) {
-    let largest = deliveries
+    let mut calls: BTreeMap<i64, usize> = BTreeMap::new();
+    for started_at in deliveries
         .iter()
-        .filter_map(|d| d["attempts"].as_array()?.last()?["response_excerpt"].as_str())
-        .filter_map(|e| e.split(' ').next()?.parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
+        .filter_map(|d| d["attempts"].as_array()?.last()?["started_at"].as_str())
+        .filter_map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    {
+        *calls
+            .entry((started_at.unix_timestamp_nanos() / 1_000_000) as i64)
+            .or_default() += 1;
+    }
+    let largest = calls.values().copied().max().unwrap_or(0);
     assert!(
         largest > 1,
         "no call delivered more than one event: {deliveries:?}"

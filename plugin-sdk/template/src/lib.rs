@@ -1,8 +1,9 @@
 //! A destination that POSTs each batch as NDJSON to an HTTP endpoint, with a bearer token.
 //!
 //! Everything a plugin does is here: describe the type (id, names, JSON Schemas the embed UI
-//! renders forms from), validate what the schema cannot say, and deliver a batch, telling the
-//! host whether a failure is worth retrying.
+//! renders forms from), validate what the schema cannot say, open a session for one
+//! destination (the host keeps it warm between batches), and deliver a batch, telling the host
+//! for each event whether it was delivered or whether a failure is worth retrying.
 
 use std::time::Duration;
 
@@ -17,7 +18,10 @@ pub struct Config {
     url: String,
 }
 
-pub struct MyDestination;
+pub struct MyDestination {
+    url: String,
+    token: String,
+}
 
 impl Destination for MyDestination {
     type Config = Config;
@@ -43,28 +47,32 @@ impl Destination for MyDestination {
     fn validate(config: &Config) -> Vec<FieldError> {
         match http::Request::post(&config.url) {
             Ok(_) => Vec::new(),
-            Err(e) => vec![FieldError {
-                field: "url".into(),
-                message: e.message,
-            }],
+            Err(e) => vec![FieldError::new("url", e.message)],
         }
     }
 
-    fn deliver(
-        config: Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult {
+    /// Runs once per destination; the host keeps the session for the batches that follow.
+    fn open(config: Config, credential: Option<Credential>) -> Result<Self, Failure> {
         let credential =
             credential.ok_or_else(|| Failure::permanent("a bearer token is required"))?;
-        let secret: serde_json::Value =
-            serde_json::from_str(&credential.secret).permanent("credential")?;
-        let token = secret["token"]
-            .as_str()
-            .ok_or_else(|| Failure::permanent("credential has no token"))?;
-        let body = ndjson(&events)?;
-        http::Request::post(&config.url)?
-            .header("authorization", format!("Bearer {token}"))
+        let secret: pushrail_plugin_sdk::credential::kinds::Token = credential.secret()?;
+        Ok(Self {
+            url: config.url,
+            token: secret.token,
+        })
+    }
+
+    /// One request for the whole batch, so every event shares its answer.
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        all(events, self.post(events))
+    }
+}
+
+impl MyDestination {
+    fn post(&self, events: &[Event]) -> DeliveryResult {
+        let body = ndjson(events)?;
+        http::Request::post(&self.url)?
+            .header("authorization", format!("Bearer {}", self.token))
             .header("content-type", "application/x-ndjson")
             // The batch's first event id makes retries of the same batch recognisable downstream.
             .header("idempotency-key", &events[0].id)

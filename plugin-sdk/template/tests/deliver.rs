@@ -51,9 +51,14 @@ async fn delivers_a_batch_as_ndjson_and_classifies_failures() {
             events.clone(),
         )
         .await;
-    assert_eq!(delivered.unwrap().status_code, Some(200));
+    assert_eq!(delivered.len(), 2, "one answer per event");
+    for result in &delivered {
+        assert_eq!(result.as_ref().unwrap().status_code, Some(200));
+    }
     let body = seen.lock().unwrap()[0].1.clone();
     assert_eq!(body.lines().count(), 2);
+    // The same destination again: its session stays warm.
+    assert_eq!(harness.warm_sessions(), 1);
 
     let refused = harness
         .deliver(
@@ -62,7 +67,7 @@ async fn delivers_a_batch_as_ndjson_and_classifies_failures() {
             events,
         )
         .await;
-    let failure = refused.unwrap_err();
+    let failure = refused[0].clone().unwrap_err();
     assert_eq!(
         (failure.kind, failure.status_code),
         (FailureKind::Permanent, Some(401))

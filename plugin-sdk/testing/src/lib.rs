@@ -1,18 +1,22 @@
 //! A test harness for plugin authors: build your plugin, load it into the same sandbox the host
-//! uses (same limits, same egress policy with loopback opened), and call it against a local
-//! HTTP or TCP peer from `cargo test`.
+//! uses (same limits, same egress policy with loopback opened, same warm sessions), and call it
+//! against a local HTTP or TCP peer from `cargo test`. It depends on the sandbox crate only, not
+//! on the server.
 //!
 //! ```ignore
 //! #[tokio::test]
 //! async fn delivers_a_batch() {
 //!     let harness = pushrail_plugin_testing::Harness::build(env!("CARGO_MANIFEST_DIR")).await.unwrap();
 //!     assert!(harness.validate(json!({ "url": "http://127.0.0.1:9/" })).await.is_empty());
-//!     let result = harness
+//!     let results = harness
 //!         .deliver(json!({ "url": peer_url }), Some(("bearer", json!({ "token": "t" }))), vec![event("e1", json!({}))])
 //!         .await;
-//!     assert!(result.is_ok());
+//!     assert!(results[0].is_ok());
 //! }
 //! ```
+//!
+//! Calls with the same config and credential reuse one warm session, as the host does for one
+//! destination; another config or credential opens another.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,16 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use pushrail::plugins::{
-    Credential, Delivered, DeliveryRequest, EgressPolicy, Event, Failure, NetLimits, Plugin,
-    PluginHost, SandboxLimits,
+use pushrail_sandbox::{
+    Credential, EgressPolicy, Event, NetLimits, Plugin, Sandbox, SandboxLimits, SessionKey,
+    SessionSpec,
 };
 use serde_json::Value;
 
-pub use pushrail::plugins::{FailureKind, PluginInfo};
+pub use pushrail_sandbox::{Delivered, EventResult, Failure, FailureKind, PluginInfo};
 
 pub struct Harness {
-    host: PluginHost,
+    host: Sandbox,
     plugin: Arc<Plugin>,
     _cache: PathBuf,
 }
@@ -99,12 +103,13 @@ impl Harness {
     /// Loads an already built component.
     pub async fn load(component: &Path) -> anyhow::Result<Self> {
         let limits = SandboxLimits {
-            memory_bytes: 64 << 20,
             timeout: Duration::from_secs(30),
-            instances: 8,
+            instances: 16,
+            warm_sessions: 8,
+            ..SandboxLimits::default()
         };
         let loopback = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-        let mut host = PluginHost::new(EgressPolicy::new(loopback), NetLimits::default(), limits)?;
+        let host = Sandbox::new(EgressPolicy::new(loopback), NetLimits::default(), limits)?;
         let cache = std::env::temp_dir().join("pushrail-plugin-harness-cache");
         let info = host.load(component, &cache).await?;
         let plugin = host.get(&info.id).context("the plugin did not register")?;
@@ -132,30 +137,53 @@ impl Harness {
         errors.into_iter().map(|e| (e.field, e.message)).collect()
     }
 
-    /// One `deliver` call, with an optional credential `(kind, secret)`.
+    /// One batch, with an optional credential `(kind, secret)`: the plugin's answer for each
+    /// event, in the order given. An event the plugin did not answer for gets a retryable
+    /// failure saying so, as in the host.
     pub async fn deliver(
         &self,
         config: Value,
         credential: Option<(&str, Value)>,
         events: Vec<Event>,
-    ) -> Result<Delivered, Failure> {
-        let request = DeliveryRequest {
-            config: config.to_string(),
-            credential: credential.map(|(kind, secret)| Credential {
-                kind: kind.to_owned(),
-                secret: secret.to_string(),
-            }),
-            events,
-        };
-        match self.host.deliver(&self.plugin, request, "harness").await {
-            Ok(result) => result,
-            Err(error) => Err(Failure {
-                kind: FailureKind::Retryable,
-                message: error.to_string(),
-                status_code: None,
-                retry_after_ms: None,
-                response_excerpt: None,
-            }),
+    ) -> Vec<EventResult> {
+        let config = config.to_string();
+        let credential = credential.map(|(kind, secret)| Credential {
+            kind: kind.to_owned(),
+            secret: secret.to_string(),
+        });
+        let key = SessionKey::new(
+            "harness",
+            &[
+                config.as_bytes(),
+                credential.as_ref().map_or(&b""[..], |c| c.kind.as_bytes()),
+                credential
+                    .as_ref()
+                    .map_or(&b""[..], |c| c.secret.as_bytes()),
+            ],
+        );
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let spec = move || Ok(SessionSpec { config, credential });
+        match self.host.deliver(&self.plugin, key, spec, events).await {
+            Ok(outcomes) => ids
+                .iter()
+                .map(|id| {
+                    outcomes
+                        .iter()
+                        .find(|o| &o.event_id == id)
+                        .map(|o| o.result.clone())
+                        .unwrap_or_else(|| {
+                            Err(Failure::retryable(
+                                "the plugin gave no answer for this event",
+                            ))
+                        })
+                })
+                .collect(),
+            Err(failure) => ids.iter().map(|_| Err(failure.clone())).collect(),
         }
+    }
+
+    /// Warm sessions the harness holds right now.
+    pub fn warm_sessions(&self) -> usize {
+        self.host.warm_sessions()
     }
 }

@@ -75,6 +75,8 @@ impl Sasl {
 
 pub struct Broker {
     pub address: String,
+    /// Kept from an earlier batch: the broker may have closed it while it sat idle.
+    pub reused: bool,
     stream: TcpStream,
     correlation_id: i32,
     /// The broker's version range per API key.
@@ -99,6 +101,7 @@ impl Broker {
         stream.set_read_timeout(Some(timeout));
         let mut broker = Broker {
             address: format!("{host}:{port}"),
+            reused: false,
             stream,
             correlation_id: 0,
             versions: HashMap::new(),

@@ -1,36 +1,44 @@
 //! The `kafka` destination: Produce with `acks=all` to one topic, key = event id or a payload
 //! field.
 //!
-//! One call: connect to a bootstrap broker (API versions, SASL), read the topic's metadata, place
-//! each event on a partition with Kafka's default partitioner (murmur2 of the key), and send each
-//! partition leader one Produce request holding one record batch per partition. With the
-//! idempotent producer (the default, where the cluster grants a producer id) a partition whose
-//! Produce failed with a retriable error is sent once more within the call with the same producer
-//! id and sequence numbers, so a batch that did land is not written twice. Frames, record batches
-//! and compression come from `kafka-protocol`.
+//! The session keeps what a producer keeps: its broker connections (API versions negotiated,
+//! SASL done), the topic's metadata (partitions and leaders, read again after a leadership error
+//! or five minutes) and, with the idempotent producer, its producer id, epoch and the sequence
+//! number each partition is at. Each batch places its events on partitions with Kafka's default
+//! partitioner (murmur2 of the key) and sends each partition leader one Produce request holding
+//! one record batch per partition; each partition's answer answers for its events. Frames,
+//! record batches and compression come from `kafka-protocol`; the delivery rules (sequences,
+//! the retry within a call, splitting a batch that is too large) are in `producer`.
 
 mod client;
 mod partition;
+mod producer;
 mod scram;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, MetadataRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
 use pushrail_plugin_sdk::prelude::*;
+use pushrail_plugin_sdk::settings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::{error_failure, Broker, Sasl};
+use crate::producer::{Answer, Batch, Grant, Idempotence, Transport, Written};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +54,7 @@ pub struct Config {
     compression: String,
     #[serde(default = "yes")]
     idempotent: bool,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "settings::default_timeout_ms")]
     timeout_ms: u64,
 }
 
@@ -56,10 +64,6 @@ fn default_compression() -> String {
 
 fn yes() -> bool {
     true
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
 }
 
 #[derive(Deserialize)]
@@ -79,8 +83,23 @@ struct ScramSecret {
 const MAX_PRODUCE: i16 = 12;
 const MAX_METADATA: i16 = 12;
 const MAX_INIT_PRODUCER_ID: i16 = 5;
+/// Metadata older than this is read again before a batch (Kafka's `metadata.max.age.ms`), so
+/// partitions added to the topic are found.
+const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
-struct Kafka;
+/// The session of one destination: its settings and what a producer keeps between batches.
+struct Kafka {
+    config: Config,
+    sasl: Sasl,
+    compression: Compression,
+    timeout: Duration,
+    /// Open broker connections, by address.
+    brokers: Vec<Broker>,
+    /// The topic's partitions and leaders; `None` until read, and after a failure that may
+    /// mean they moved.
+    layout: Option<Layout>,
+    idempotence: Idempotence,
+}
 
 impl Destination for Kafka {
     type Config = Config;
@@ -118,10 +137,7 @@ impl Destination for Kafka {
                     "type": "boolean", "title": "Idempotent producer", "default": true,
                     "description": "Ask the cluster for a producer id so that a Produce re-sent within one attempt is not written twice."
                 },
-                "timeout_ms": {
-                    "type": "integer", "title": "Timeout (ms)", "minimum": 1000, "maximum": 60000, "default": 10000,
-                    "description": "Bounds connecting, each answer, and the brokers' wait for replication (acks=all)."
-                }
+                "timeout_ms": timeout_schema()
             }
         }))
         .credentials(
@@ -156,149 +172,129 @@ impl Destination for Kafka {
         let mut errors = Vec::new();
         for (i, server) in config.bootstrap_servers.iter().enumerate() {
             if let Err(message) = split_host_port(server) {
-                errors.push(field(&format!("bootstrap_servers.{i}"), &message));
+                errors.push(FieldError::new(format!("bootstrap_servers.{i}"), message));
             }
         }
         if config.topic == "." || config.topic == ".." {
-            errors.push(field("topic", "must not be . or .."));
+            errors.push(FieldError::new("topic", "must not be . or .."));
         }
         if compression(&config.compression).is_none() {
-            errors.push(field("compression", "must be none, gzip or snappy"));
+            errors.push(FieldError::new(
+                "compression",
+                "must be none, gzip or snappy",
+            ));
         }
         if let Some(key) = &config.key_field {
             if key.is_empty() || key == "/" {
-                errors.push(field("key_field", "must name a field"));
+                errors.push(FieldError::new("key_field", "must name a field"));
             }
         }
         errors
     }
 
-    fn deliver(
-        config: Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult {
+    fn open(config: Config, credential: Option<Credential>) -> Result<Self, Failure> {
         let sasl = sasl(credential.as_ref())?;
         let compression = compression(&config.compression)
             .ok_or_else(|| Failure::permanent("unknown compression"))?;
-        let timeout = Duration::from_millis(config.timeout_ms.clamp(1000, 60_000));
-        let mut bootstrap = connect_bootstrap(&config, timeout, &sasl)?;
-        let mut layout = metadata(&mut bootstrap, &config.topic)?;
-        let producer = if config.idempotent {
-            init_producer_id(&mut bootstrap)
+        let idempotence = if config.idempotent {
+            Idempotence::Wanted
         } else {
-            None
+            Idempotence::Off
+        };
+        Ok(Self {
+            timeout: settings::timeout(config.timeout_ms),
+            config,
+            sasl,
+            compression,
+            brokers: Vec::new(),
+            layout: None,
+            idempotence,
+        })
+    }
+
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        for broker in &mut self.brokers {
+            broker.reused = true;
+        }
+        let Self {
+            config,
+            sasl,
+            compression,
+            timeout,
+            brokers,
+            layout,
+            idempotence,
+        } = self;
+        let mut cluster = Cluster {
+            config,
+            sasl,
+            compression: *compression,
+            timeout: *timeout,
+            brokers,
+            layout,
+        };
+        let partitions = match cluster.partitions() {
+            Ok(partitions) => partitions,
+            Err(failure) => return all(events, Err(failure)),
         };
 
         // Events per partition, in publish order; each partition's records form one batch.
-        let mut placed: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
-        for event in &events {
-            let key = record_key(&config, event);
-            let partition =
-                layout.partitions[partition::partition_for(&key, layout.partitions.len())];
-            let records = placed.entry(partition).or_default();
-            records.push(record(event, key, producer, records.len()));
+        let mut placed: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+        for (i, event) in events.iter().enumerate() {
+            let key = record_key(config, event);
+            let partition = partitions[partition::partition_for(&key, partitions.len())];
+            let (indices, records) = placed.entry(partition).or_default();
+            indices.push(i);
+            records.push(record(event, key));
         }
-        let mut batches: BTreeMap<i32, Bytes> = BTreeMap::new();
-        for (partition, records) in &placed {
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                records.iter(),
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression,
-                },
-            )
-            .map_err(|e| Failure::permanent(format!("encoding the record batch: {e:#}")))?;
-            batches.insert(*partition, buf.freeze());
-        }
+        let (indices, batches): (Vec<Vec<usize>>, Vec<Batch>) = placed
+            .into_iter()
+            .map(|(partition, (indices, records))| (indices, (partition, records)))
+            .unzip();
+        let answers = producer::deliver(&batches, idempotence, &mut cluster);
 
-        let mut connections = Connections {
-            brokers: vec![bootstrap],
-            config: &config,
-            timeout,
-            sasl: &sasl,
-        };
-        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut pending: Vec<i32> = batches.keys().copied().collect();
-        // One more round within the call only makes sense when the broker can deduplicate it.
-        let rounds = if producer.is_some() { 2 } else { 1 };
-        let mut last_failure = None;
-        for round in 0..rounds {
-            if round > 0 {
-                layout = metadata(connections.any()?, &config.topic)?;
-            }
-            let mut failed = Vec::new();
-            last_failure = None;
-            for (leader, partitions) in by_leader(&layout, &pending) {
-                let outcome = match connections.leader(&layout, leader) {
-                    Err(failure) => Err(failure),
-                    Ok(broker) => {
-                        let address = broker.address.clone();
-                        let result = produce(broker, &config, timeout, &partitions, &batches);
-                        if result.is_err() {
-                            // The connection may be broken: a later round dials it again.
-                            connections.forget(&address);
-                        }
-                        result
-                    }
-                };
-                match outcome {
-                    Ok(results) => {
-                        for (partition, result) in results {
-                            match result {
-                                Ok(offset) => {
-                                    offsets.insert(partition, offset);
-                                }
-                                Err(failure) => {
-                                    failed.push(partition);
-                                    last_failure = Some(failure);
-                                }
-                            }
-                        }
-                    }
-                    Err(failure) => {
-                        failed.extend(partitions.iter().copied());
-                        last_failure = Some(failure);
-                    }
-                }
-            }
-            pending = failed;
-            let retry = matches!(&last_failure, Some(f) if f.kind == FailureKind::Retryable);
-            if pending.is_empty() || !retry {
-                break;
-            }
-        }
-        if let Some(failure) = last_failure {
-            if !pending.is_empty() {
-                let written = events.len() - pending.iter().map(|p| placed[p].len()).sum::<usize>();
-                return Err(Failure {
-                    message: format!(
-                        "{} ({written} of {} records were written)",
-                        failure.message,
-                        events.len()
-                    ),
-                    ..failure
+        let mut results: Vec<DeliveryResult> =
+            all(events, Err(Failure::retryable("the record was not sent")));
+        let mut in_doubt = false;
+        for (indices, answers) in indices.into_iter().zip(answers) {
+            for (i, answer) in indices.into_iter().zip(answers) {
+                in_doubt |= matches!(&answer, Err(f) if f.kind == FailureKind::Retryable);
+                results[i] = answer.map(|written| Delivered {
+                    status_code: None,
+                    response_excerpt: Some(excerpt(&config.topic, &written)),
                 });
             }
         }
-        let where_: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}@{o}")).collect();
-        Ok(Delivered {
-            status_code: None,
-            response_excerpt: Some(format!(
-                "{} records written to {} (partition@base offset: {}){}",
-                events.len(),
-                config.topic,
-                where_.join(", "),
-                if producer.is_some() {
-                    ", idempotent producer"
-                } else {
-                    ""
-                }
-            )),
-        })
+        if in_doubt {
+            // Leaders may have moved or partitions gone: the next batch reads the metadata again.
+            *cluster.layout = None;
+        }
+        results
     }
+}
+
+/// What the delivery log says about one record written.
+fn excerpt(topic: &str, written: &Written) -> String {
+    let at = match written.offset {
+        Some(offset) => format!("partition@offset: {}@{offset}", written.partition),
+        None => format!("partition {}", written.partition),
+    };
+    format!(
+        "written to {topic} ({at}){}{}",
+        if written.duplicate {
+            ", already there (duplicate sequence number)"
+        } else {
+            ""
+        },
+        if written.idempotent {
+            ", idempotent producer"
+        } else {
+            ""
+        }
+    )
 }
 
 fn sasl(credential: Option<&Credential>) -> Result<Sasl, Failure> {
@@ -335,6 +331,14 @@ fn sasl(credential: Option<&Credential>) -> Result<Sasl, Failure> {
             )))
         }
     })
+}
+
+/// The shared timeout setting, with what it bounds here.
+fn timeout_schema() -> Value {
+    let mut schema = settings::timeout_schema();
+    schema["description"] =
+        "Bounds connecting, each answer, and the brokers' wait for replication (acks=all).".into();
+    schema
 }
 
 fn compression(name: &str) -> Option<Compression> {
@@ -381,17 +385,20 @@ struct Layout {
     partitions: Vec<i32>,
     leaders: BTreeMap<i32, i32>,
     brokers: BTreeMap<i32, (String, u16)>,
+    read_at: Instant,
 }
 
-fn metadata(broker: &mut Broker, topic: &str) -> Result<Layout, Failure> {
-    let version = broker.version::<MetadataRequest>(MAX_METADATA)?;
+fn metadata_request(topic: &str, version: i16) -> MetadataRequest {
     let mut request =
         MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
             .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))))]));
     if version >= 4 {
         request.allow_auto_topic_creation = false;
     }
-    let response = broker.call(&request, version)?;
+    request
+}
+
+fn layout(response: &MetadataResponse, topic: &str) -> Result<Layout, Failure> {
     let Some(found) = response.topics.first() else {
         return Err(Failure::retryable(format!("no metadata for topic {topic}")));
     };
@@ -433,32 +440,222 @@ fn metadata(broker: &mut Broker, topic: &str) -> Result<Layout, Failure> {
         partitions,
         leaders,
         brokers,
+        read_at: Instant::now(),
     })
 }
 
-/// A producer id and epoch from the cluster, or `None` where it grants none (the batch is then
-/// written without sequence numbers).
-fn init_producer_id(broker: &mut Broker) -> Option<(i64, i16)> {
-    let version = broker.try_version::<InitProducerIdRequest>(MAX_INIT_PRODUCER_ID)?;
-    let request = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id((-1).into())
-        .with_producer_epoch(-1);
-    match broker.call(&request, version) {
-        Ok(r) if r.error_code == 0 && r.producer_id.0 >= 0 => {
-            Some((r.producer_id.0, r.producer_epoch))
+/// The session's brokers during one batch: the connections and metadata it keeps.
+struct Cluster<'a> {
+    config: &'a Config,
+    sasl: &'a Sasl,
+    compression: Compression,
+    timeout: Duration,
+    brokers: &'a mut Vec<Broker>,
+    layout: &'a mut Option<Layout>,
+}
+
+impl Cluster<'_> {
+    /// The topic's partition ids, from the kept metadata while it is fresh.
+    fn partitions(&mut self) -> Result<Vec<i32>, Failure> {
+        match self.layout.as_ref() {
+            Some(layout) if layout.read_at.elapsed() < METADATA_MAX_AGE => {
+                Ok(layout.partitions.clone())
+            }
+            _ => {
+                self.read_metadata()?;
+                Ok(self
+                    .layout
+                    .as_ref()
+                    .map(|l| l.partitions.clone())
+                    .unwrap_or_default())
+            }
         }
-        Ok(r) => {
-            log::info(&format!(
-                "no idempotent producer id: {}",
-                client::describe(r.error_code)
-            ));
-            None
+    }
+
+    fn read_metadata(&mut self) -> Result<(), Failure> {
+        let topic = self.config.topic.as_str();
+        let response = self.with_any(|broker| {
+            let version = broker.version::<MetadataRequest>(MAX_METADATA)?;
+            broker.call(&metadata_request(topic, version), version)
+        });
+        match response.and_then(|r| layout(&r, topic)) {
+            Ok(layout) => {
+                *self.layout = Some(layout);
+                Ok(())
+            }
+            Err(failure) => {
+                *self.layout = None;
+                Err(failure)
+            }
         }
-        Err(e) => {
-            log::info(&format!("no idempotent producer id: {}", e.message));
-            None
+    }
+
+    /// Runs `call` on a connection to any broker (for metadata and producer ids): a kept one,
+    /// or the first bootstrap server that answers. A kept connection that fails retryably may
+    /// have been closed while idle: the call is made once more on a fresh one.
+    fn with_any<T>(
+        &mut self,
+        mut call: impl FnMut(&mut Broker) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        if let Some(broker) = self.brokers.first_mut() {
+            let stale = broker.reused;
+            match call(broker) {
+                Ok(value) => return Ok(value),
+                Err(failure) => {
+                    self.brokers.remove(0);
+                    if !(stale && failure.kind == FailureKind::Retryable) {
+                        return Err(failure);
+                    }
+                }
+            }
+        }
+        let mut broker = connect_bootstrap(self.config, self.timeout, self.sasl)?;
+        let value = call(&mut broker)?;
+        self.brokers.insert(0, broker);
+        Ok(value)
+    }
+
+    /// The kept connection to `host:port`, or a new one.
+    fn connection(&mut self, host: &str, port: u16) -> Result<&mut Broker, Failure> {
+        let address = format!("{host}:{port}");
+        if let Some(i) = self.brokers.iter().position(|b| b.address == address) {
+            return Ok(&mut self.brokers[i]);
+        }
+        let broker = Broker::connect(host, port, self.config.tls, self.timeout, self.sasl)?;
+        self.brokers.push(broker);
+        Ok(self.brokers.last_mut().expect("just pushed"))
+    }
+
+    fn encode(&self, records: &[Record]) -> Result<Bytes, Failure> {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: self.compression,
+            },
+        )
+        .map_err(|e| Failure::permanent(format!("encoding the record batch: {e:#}")))?;
+        Ok(buf.freeze())
+    }
+}
+
+impl Transport for Cluster<'_> {
+    fn produce(&mut self, batches: &[Batch]) -> Vec<Answer> {
+        let topic = self.config.topic.clone();
+        // Batches by their partition's leader (`None`: no leader known right now).
+        let mut by_leader: BTreeMap<Option<(String, u16)>, Vec<usize>> = BTreeMap::new();
+        for (i, (partition, _)) in batches.iter().enumerate() {
+            let leader = self.layout.as_ref().and_then(|layout| {
+                let node = layout.leaders.get(partition)?;
+                layout.brokers.get(node).cloned()
+            });
+            by_leader.entry(leader).or_default().push(i);
+        }
+        let mut answers: Vec<Option<Answer>> = batches.iter().map(|_| None).collect();
+        for (leader, members) in by_leader {
+            let Some((host, port)) = leader else {
+                for i in members {
+                    answers[i] = Some(Answer::NotSent(Failure::retryable(format!(
+                        "{topic}: a partition has no leader right now (LEADER_NOT_AVAILABLE)"
+                    ))));
+                }
+                continue;
+            };
+            let mut data = Vec::new();
+            let mut sent = Vec::new();
+            for i in members {
+                let (partition, records) = &batches[i];
+                match self.encode(records) {
+                    Ok(bytes) => {
+                        data.push(
+                            PartitionProduceData::default()
+                                .with_index(*partition)
+                                .with_records(Some(bytes)),
+                        );
+                        sent.push(i);
+                    }
+                    Err(failure) => answers[i] = Some(Answer::NotSent(failure)),
+                }
+            }
+            if sent.is_empty() {
+                continue;
+            }
+            let timeout = self.timeout;
+            let broker = match self.connection(&host, port) {
+                Ok(broker) => broker,
+                Err(failure) => {
+                    for i in sent {
+                        answers[i] = Some(Answer::NotSent(failure.clone()));
+                    }
+                    continue;
+                }
+            };
+            let stale = broker.reused;
+            match produce(broker, &topic, timeout, data) {
+                Err(failure) => {
+                    // The connection may be broken: the next use dials it again.
+                    let address = broker.address.clone();
+                    self.brokers.retain(|b| b.address != address);
+                    for i in sent {
+                        answers[i] = Some(Answer::Lost {
+                            failure: failure.clone(),
+                            stale,
+                        });
+                    }
+                }
+                Ok(response) => {
+                    for i in sent {
+                        answers[i] = Some(partition_answer(&response, &topic, batches[i].0));
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Answer::NotSent(Failure::retryable("not sent"))))
+            .collect()
+    }
+
+    fn refresh(&mut self) -> Result<(), Failure> {
+        self.read_metadata()
+    }
+
+    fn init_producer(&mut self) -> Grant {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let response = self.with_any(|broker| {
+            match broker.try_version::<InitProducerIdRequest>(MAX_INIT_PRODUCER_ID) {
+                Some(version) => broker.call(&request, version).map(Some),
+                None => Ok(None),
+            }
+        });
+        match response {
+            Ok(Some(r)) if r.error_code == 0 && r.producer_id.0 >= 0 => {
+                Grant::Granted(r.producer_id.0, r.producer_epoch)
+            }
+            Ok(Some(r)) => {
+                log::info(&format!(
+                    "no idempotent producer id: {}",
+                    client::describe(r.error_code)
+                ));
+                match ResponseError::try_from_code(r.error_code) {
+                    Some(e) if e.is_retriable() => Grant::NotNow,
+                    _ => Grant::Refused,
+                }
+            }
+            Ok(None) => {
+                log::info("no idempotent producer id: the broker does not offer InitProducerId");
+                Grant::Refused
+            }
+            Err(e) => {
+                log::info(&format!("no idempotent producer id: {}", e.message));
+                Grant::NotNow
+            }
         }
     }
 }
@@ -481,7 +678,9 @@ fn record_key(config: &Config, event: &Event) -> Vec<u8> {
     from_field.unwrap_or_else(|| event.id.as_bytes().to_vec())
 }
 
-fn record(event: &Event, key: Vec<u8>, producer: Option<(i64, i16)>, index: usize) -> Record {
+/// The record of one event; the producer fields, offset and sequence are filled in when its
+/// batch is sent.
+fn record(event: &Event, key: Vec<u8>) -> Record {
     let mut headers: IndexMap<StrBytes, Option<Bytes>> = IndexMap::new();
     headers.insert(
         StrBytes::from_static_str("pushrail-event-id"),
@@ -501,21 +700,16 @@ fn record(event: &Event, key: Vec<u8>, producer: Option<(i64, i16)>, index: usiz
             Some(Bytes::from(value.clone())),
         );
     }
-    let (producer_id, producer_epoch, sequence) = match producer {
-        // A fresh producer id starts every partition's sequence at 0.
-        Some((id, epoch)) => (id, epoch, index as i32),
-        None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
-    };
     Record {
         transactional: false,
         control: false,
         delete_horizon: false,
         partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-        producer_id,
-        producer_epoch,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
         timestamp_type: TimestampType::Creation,
-        offset: index as i64,
-        sequence,
+        offset: 0,
+        sequence: NO_SEQUENCE,
         timestamp: i64::try_from(event.occurred_at).unwrap_or(i64::MAX),
         key: Some(Bytes::from(key)),
         value: Some(Bytes::from(event.payload.clone())),
@@ -523,116 +717,56 @@ fn record(event: &Event, key: Vec<u8>, producer: Option<(i64, i16)>, index: usiz
     }
 }
 
-/// Pending partitions grouped by their leader's node id (`-1`: no leader known).
-fn by_leader(layout: &Layout, pending: &[i32]) -> BTreeMap<i32, Vec<i32>> {
-    let mut groups: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in pending {
-        groups
-            .entry(*layout.leaders.get(p).unwrap_or(&-1))
-            .or_default()
-            .push(*p);
-    }
-    groups
-}
-
-/// Open broker connections, reused by address.
-struct Connections<'a> {
-    brokers: Vec<Broker>,
-    config: &'a Config,
-    timeout: Duration,
-    sasl: &'a Sasl,
-}
-
-impl Connections<'_> {
-    /// A connection to any broker, for metadata: an open one, or the bootstrap servers again.
-    fn any(&mut self) -> Result<&mut Broker, Failure> {
-        if self.brokers.is_empty() {
-            let broker = connect_bootstrap(self.config, self.timeout, self.sasl)?;
-            self.brokers.push(broker);
-        }
-        Ok(&mut self.brokers[0])
-    }
-
-    fn forget(&mut self, address: &str) {
-        self.brokers.retain(|b| b.address != address);
-    }
-
-    fn leader(&mut self, layout: &Layout, node: i32) -> Result<&mut Broker, Failure> {
-        let Some((host, port)) = layout.brokers.get(&node) else {
-            return Err(Failure::retryable(format!(
-                "{}: a partition has no leader right now (LEADER_NOT_AVAILABLE)",
-                self.config.topic
-            )));
-        };
-        let address = format!("{host}:{port}");
-        if let Some(i) = self.brokers.iter().position(|b| b.address == address) {
-            return Ok(&mut self.brokers[i]);
-        }
-        let broker = Broker::connect(host, *port, self.config.tls, self.timeout, self.sasl)?;
-        self.brokers.push(broker);
-        Ok(self.brokers.last_mut().expect("just pushed"))
-    }
-}
-
-type PartitionResults = Vec<(i32, Result<i64, Failure>)>;
-
-/// One Produce request (acks=all) for these partitions; a result per partition.
+/// One Produce request (acks=all) with these partitions' batches.
 fn produce(
     broker: &mut Broker,
-    config: &Config,
+    topic: &str,
     timeout: Duration,
-    partitions: &[i32],
-    batches: &BTreeMap<i32, Bytes>,
-) -> Result<PartitionResults, Failure> {
+    data: Vec<PartitionProduceData>,
+) -> Result<ProduceResponse, Failure> {
     let version = broker.version::<ProduceRequest>(MAX_PRODUCE)?;
-    let data = partitions
-        .iter()
-        .map(|p| {
-            PartitionProduceData::default()
-                .with_index(*p)
-                .with_records(Some(batches[p].clone()))
-        })
-        .collect();
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(config.topic.clone())))
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
             .with_partition_data(data)]);
-    let response = broker.call(&request, version)?;
-    let mut results: PartitionResults = Vec::new();
-    for topic in &response.responses {
-        for p in &topic.partition_responses {
-            let result = match p.error_code {
-                0 => Ok(p.base_offset),
-                // The broker already has this batch from this producer: it landed before.
-                46 => Ok(p.base_offset),
-                code => Err(error_failure(
-                    &format!("producing to {}/{}", config.topic, p.index),
-                    code,
-                    p.error_message.as_ref().map(|m| m.as_str()),
-                )),
-            };
-            results.push((p.index, result));
-        }
-    }
-    for p in partitions {
-        if !results.iter().any(|(q, _)| q == p) {
-            results.push((
-                *p,
-                Err(Failure::retryable(format!(
-                    "the broker did not answer for partition {p}"
-                ))),
-            ));
-        }
-    }
-    Ok(results)
+    broker.call(&request, version)
 }
 
-fn field(name: &str, message: &str) -> FieldError {
-    FieldError {
-        field: name.to_owned(),
-        message: message.to_owned(),
+/// The broker's answer for one partition of a Produce.
+fn partition_answer(response: &ProduceResponse, topic: &str, partition: i32) -> Answer {
+    let found = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition);
+    let Some(p) = found else {
+        return Answer::Lost {
+            failure: Failure::retryable(format!(
+                "the broker did not answer for partition {partition}"
+            )),
+            stale: false,
+        };
+    };
+    match p.error_code {
+        0 => Answer::Written {
+            offset: p.base_offset,
+            duplicate: false,
+        },
+        // The broker already has this batch from this producer: it landed before.
+        producer::DUPLICATE_SEQUENCE_NUMBER => Answer::Written {
+            offset: p.base_offset,
+            duplicate: true,
+        },
+        code => Answer::Refused {
+            code,
+            failure: error_failure(
+                &format!("producing to {topic}/{partition}"),
+                code,
+                p.error_message.as_ref().map(|m| m.as_str()),
+            ),
+        },
     }
 }
 
@@ -641,6 +775,7 @@ export_destination!(Kafka);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::producer::Producer;
     use kafka_protocol::records::RecordBatchDecoder;
 
     fn event(id: &str, payload: &str) -> Event {
@@ -679,32 +814,42 @@ mod tests {
         assert_eq!(record_key(&config(r#","key_field":"none""#), &e), b"evt_1");
     }
 
+    fn encode(records: &[Record], compression: Compression) -> Bytes {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
     #[test]
     fn record_batches_round_trip_with_producer_sequences() {
         let events = [event("a", r#"{"n":1}"#), event("b", r#"{"n":2}"#)];
         let records: Vec<Record> = events
             .iter()
-            .enumerate()
-            .map(|(i, e)| record(e, e.id.as_bytes().to_vec(), Some((7, 0)), i))
+            .map(|e| record(e, e.id.as_bytes().to_vec()))
             .collect();
+        let mut producer = Producer::new(7, 0);
+        producer.advance(3, 5);
+        let idempotence = Idempotence::Granted(producer);
+        let stamped = idempotence.stamp(3, &records.iter().collect::<Vec<_>>());
         for compression in [Compression::None, Compression::Gzip, Compression::Snappy] {
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                records.iter(),
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression,
-                },
-            )
-            .unwrap();
-            let mut bytes = buf.freeze();
-            let decoded = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            let bytes = encode(&stamped, compression);
+            let info = RecordBatchDecoder::decode_batch_info(&mut bytes.clone()).unwrap();
+            assert_eq!(info.len(), 1, "one batch");
+            assert_eq!((info[0].producer_id, info[0].base_sequence), (7, 5));
+            let decoded = RecordBatchDecoder::decode(&mut bytes.clone()).unwrap();
             assert_eq!(decoded.compression, compression);
             let got = &decoded.records;
             assert_eq!(got.len(), 2);
             assert_eq!(got[0].producer_id, 7);
-            assert_eq!((got[0].sequence, got[1].sequence), (0, 1));
+            assert_eq!((got[0].sequence, got[1].sequence), (5, 6));
             assert_eq!(got[1].key.as_deref(), Some(&b"b"[..]));
             assert_eq!(got[1].value.as_deref(), Some(&br#"{"n":2}"#[..]));
             assert_eq!(got[0].timestamp, 1_700_000_000_123);
@@ -713,6 +858,65 @@ mod tests {
                 Some(&b"a"[..])
             );
         }
+    }
+
+    #[test]
+    fn records_without_a_producer_are_one_batch_too() {
+        let events = [event("a", "{}"), event("b", "{}"), event("c", "{}")];
+        let records: Vec<Record> = events
+            .iter()
+            .map(|e| record(e, e.id.as_bytes().to_vec()))
+            .collect();
+        for idempotence in [Idempotence::Off, Idempotence::Unavailable] {
+            let stamped = idempotence.stamp(0, &records.iter().collect::<Vec<_>>());
+            let info =
+                RecordBatchDecoder::decode_batch_info(&mut encode(&stamped, Compression::None))
+                    .unwrap();
+            // A Produce carries one record batch per partition (brokers refuse more).
+            assert_eq!(info.len(), 1);
+            assert_eq!(info[0].record_count, 3);
+            assert_eq!(
+                (
+                    info[0].producer_id,
+                    info[0].producer_epoch,
+                    info[0].base_sequence
+                ),
+                (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE)
+            );
+        }
+    }
+
+    #[test]
+    fn excerpts_say_where_each_record_went() {
+        let mut written = Written {
+            partition: 2,
+            offset: Some(41),
+            duplicate: false,
+            idempotent: true,
+        };
+        assert_eq!(
+            excerpt("orders", &written),
+            "written to orders (partition@offset: 2@41), idempotent producer"
+        );
+        written.offset = None;
+        written.duplicate = true;
+        written.idempotent = false;
+        assert_eq!(
+            excerpt("orders", &written),
+            "written to orders (partition 2), already there (duplicate sequence number)"
+        );
+    }
+
+    #[test]
+    fn the_timeout_schema_keeps_its_description() {
+        let described = pushrail_plugin_sdk::glue::describe::<Kafka>();
+        let schema: Value = serde_json::from_str(&described.config_schema).unwrap();
+        let timeout = &schema["properties"]["timeout_ms"];
+        assert_eq!(timeout["maximum"], 60_000);
+        assert!(timeout["description"]
+            .as_str()
+            .unwrap()
+            .contains("acks=all"));
     }
 
     #[test]

@@ -1,18 +1,21 @@
-//! The `mqtt` destination: one `PUBLISH` per event, at QoS 1 (waiting for each `PUBACK`) or 0.
+//! The `mqtt` destination: one `PUBLISH` per event, at QoS 1 (each `PUBACK` answers for its
+//! event) or QoS 0.
 //!
-//! One connection per batch with a clean session and a random client id (so that concurrent
-//! batches of one destination do not take each other's session over). MQTT 5 by default: the
-//! event id and type travel as user properties. MQTT 3.1.1 has no properties and carries the
-//! payload alone. Packets are encoded and decoded with `mqttbytes`.
+//! The session keeps one connection between batches: `CONNECT`/`CONNACK` once per connection,
+//! with a clean session and a random client id unless the config sets one, and QoS 1 packet ids
+//! that count on across the connection's batches. MQTT 5 by default: the event id and type travel
+//! as user properties. MQTT 3.1.1 has no properties and carries the payload alone. Packets are
+//! encoded and decoded with `mqttbytes`.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use mqttbytes::{v4, v5, QoS};
 use pushrail_plugin_sdk::credential::kinds::Basic;
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
+use pushrail_plugin_sdk::settings;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,7 +36,7 @@ pub struct Config {
     protocol_version: String,
     #[serde(default)]
     client_id: Option<String>,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "settings::default_timeout_ms")]
     timeout_ms: u64,
 }
 
@@ -49,15 +52,15 @@ fn default_version() -> String {
     "5".to_owned()
 }
 
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-
 /// Packets from the broker larger than this are refused (acks are a few bytes).
 const MAX_PACKET: usize = 1024 * 1024;
 const KEEP_ALIVE_SECS: u16 = 60;
 
-struct Mqtt;
+struct Mqtt {
+    config: Config,
+    login: Option<Basic>,
+    broker: Warm<Broker<TcpStream>>,
+}
 
 impl Destination for Mqtt {
     type Config = Config;
@@ -100,9 +103,7 @@ impl Destination for Mqtt {
                     "type": "string", "title": "Client id", "minLength": 1, "maxLength": 128,
                     "description": "Leave out for a random id per connection (recommended: two connections with one id take each other over)."
                 },
-                "timeout_ms": {
-                    "type": "integer", "title": "Timeout (ms)", "minimum": 1000, "maximum": 60000, "default": 10000
-                }
+                "timeout_ms": settings::timeout_schema()
             }
         }))
         .credentials(
@@ -124,25 +125,21 @@ impl Destination for Mqtt {
     fn validate(config: &Config) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !valid_topic(&config.topic) {
-            errors.push(field(
+            errors.push(FieldError::new(
                 "topic",
                 "must be a topic name without wildcards (+, #) or NUL characters",
             ));
         }
         if config.qos > 1 {
-            errors.push(field("qos", "must be 0 or 1"));
+            errors.push(FieldError::new("qos", "must be 0 or 1"));
         }
         if !matches!(config.protocol_version.as_str(), "5" | "3.1.1") {
-            errors.push(field("protocol_version", "must be 5 or 3.1.1"));
+            errors.push(FieldError::new("protocol_version", "must be 5 or 3.1.1"));
         }
         errors
     }
 
-    fn deliver(
-        config: Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult {
+    fn open(config: Config, credential: Option<Credential>) -> Result<Self, Failure> {
         if !Self::validate(&config).is_empty() {
             return Err(Failure::permanent("the config is not valid"));
         }
@@ -156,21 +153,44 @@ impl Destination for Mqtt {
                 )))
             }
         };
-        let client_id = config.client_id.clone().unwrap_or_else(random_client_id);
-        let timeout = Duration::from_millis(config.timeout_ms.clamp(1000, 60_000));
-        let mut stream =
-            TcpStream::connect_timeout(&config.host, config.port, config.tls, timeout)?;
-        stream.set_read_timeout(Some(timeout));
-        let mut broker = Broker {
-            stream,
-            buf: BytesMut::new(),
-        };
-        if config.protocol_version == "3.1.1" {
-            deliver_v4(&mut broker, &config, &client_id, login.as_ref(), &events)
-        } else {
-            deliver_v5(&mut broker, &config, &client_id, login.as_ref(), &events)
+        Ok(Self {
+            config,
+            login,
+            broker: Warm::new(),
+        })
+    }
+
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        let Self {
+            config,
+            login,
+            broker,
+        } = self;
+        broker.deliver(
+            events,
+            || dial(config, login.as_ref()),
+            |broker, results| broker.publish(config, events, results),
+        )
+    }
+}
+
+impl Drop for Mqtt {
+    /// Closes the kept connection with a `DISCONNECT` (best effort: two bytes, no answer awaited),
+    /// so the broker ends the session at once instead of waiting out the keep alive.
+    fn drop(&mut self) {
+        if let Some(mut broker) = self.broker.take() {
+            broker.disconnect();
         }
     }
+}
+
+/// Opens a connection and logs in.
+fn dial(config: &Config, login: Option<&Basic>) -> Result<Broker<TcpStream>, Failure> {
+    let timeout = settings::timeout(config.timeout_ms);
+    let mut stream = TcpStream::connect_timeout(&config.host, config.port, config.tls, timeout)?;
+    stream.set_read_timeout(Some(timeout));
+    let client_id = config.client_id.clone().unwrap_or_else(random_client_id);
+    Broker::open(stream, config, &client_id, login)
 }
 
 /// A topic name a client may publish to: non-empty, no wildcards, no NUL.
@@ -191,9 +211,43 @@ fn random_client_id() -> String {
     format!("pushrail-{hex}")
 }
 
-struct Broker {
-    stream: TcpStream,
+/// The packet id after `id`: 1..=65535, wrapping past 65535 (0 is not a valid id).
+fn next_packet_id(id: u16) -> u16 {
+    id.checked_add(1).unwrap_or(1)
+}
+
+/// What the codec needs of a connection: a `TcpStream`, or a scripted broker in the tests.
+trait Link: Write {
+    /// Reads what has arrived; a closed connection or a failed read is a retryable failure.
+    fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure>;
+}
+
+impl Link for TcpStream {
+    fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure> {
+        TcpStream::read_chunk(self, doing, chunk)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V311,
+    V5,
+}
+
+/// A connection the broker accepted, with what its `CONNACK` said.
+struct Broker<S> {
+    stream: S,
     buf: BytesMut,
+    version: Version,
+    /// 0 or 1.
+    qos: u8,
+    /// At most this many QoS 1 messages unacknowledged at once: the broker's Receive Maximum.
+    window: usize,
+    /// The largest packet the broker accepts (MQTT 5 Maximum Packet Size).
+    max_packet: usize,
+    /// The id of the next QoS 1 `PUBLISH`. It counts on across batches, so a late `PUBACK` of an
+    /// earlier batch is never taken for another message's.
+    next_pkid: u16,
 }
 
 /// A packet as far as the delivery needs to know.
@@ -203,7 +257,45 @@ enum Incoming<P> {
     BareDisconnect,
 }
 
-impl Broker {
+/// What the broker said during a batch, either version.
+enum Reply {
+    PubAck {
+        pkid: u16,
+        answer: Result<(), Failure>,
+    },
+    PingResp,
+    Other,
+}
+
+impl<S: Link> Broker<S> {
+    /// `CONNECT` and `CONNACK` on a fresh connection.
+    fn open(
+        stream: S,
+        config: &Config,
+        client_id: &str,
+        login: Option<&Basic>,
+    ) -> Result<Self, Failure> {
+        let version = if config.protocol_version == "3.1.1" {
+            Version::V311
+        } else {
+            Version::V5
+        };
+        let mut broker = Self {
+            stream,
+            buf: BytesMut::new(),
+            version,
+            qos: config.qos.min(1),
+            window: usize::from(u16::MAX),
+            max_packet: usize::MAX,
+            next_pkid: 1,
+        };
+        match version {
+            Version::V5 => broker.connect_v5(config, client_id, login)?,
+            Version::V311 => broker.connect_v4(client_id, login)?,
+        }
+        Ok(broker)
+    }
+
     fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         self.stream
             .write_all(bytes)
@@ -236,264 +328,292 @@ impl Broker {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+
+    fn connect_v5(
+        &mut self,
+        config: &Config,
+        client_id: &str,
+        login: Option<&Basic>,
+    ) -> Result<(), Failure> {
+        let mut connect = v5::Connect::new(client_id);
+        connect.keep_alive = KEEP_ALIVE_SECS;
+        connect.clean_session = true;
+        if let Some(login) = login {
+            connect.set_login(login.username.as_str(), login.password.as_str());
+        }
+        let mut out = BytesMut::new();
+        connect.write(&mut out).map_err(encode_error)?;
+        self.send(&out)?;
+
+        let connack = match self.next("connecting", v5::read)? {
+            Incoming::Packet(v5::Packet::ConnAck(connack)) => connack,
+            Incoming::Packet(v5::Packet::Disconnect(d)) => {
+                return Err(disconnect_failure(d.reason_code as u8))
+            }
+            Incoming::BareDisconnect => return Err(disconnect_failure(0)),
+            Incoming::Packet(other) => {
+                return Err(Failure::permanent(format!(
+                    "connecting: expected CONNACK, got {other:?}"
+                )))
+            }
+        };
+        if connack.code != v5::ConnectReturnCode::Success {
+            return Err(connack_failure_v5(connack.code as u8));
+        }
+        let properties = connack
+            .properties
+            .unwrap_or_else(v5::ConnAckProperties::new);
+        if properties.max_qos == Some(0) && self.qos == 1 {
+            return Err(Failure::permanent(
+                "the broker accepts only QoS 0 messages: set qos to 0",
+            ));
+        }
+        if config.retain && properties.retain_available == Some(0) {
+            return Err(Failure::permanent(
+                "the broker does not support retained messages: turn retain off",
+            ));
+        }
+        self.window = usize::from(properties.receive_max.unwrap_or(u16::MAX).max(1));
+        self.max_packet = properties
+            .max_packet_size
+            .map_or(usize::MAX, |m| m as usize);
+        Ok(())
+    }
+
+    fn connect_v4(&mut self, client_id: &str, login: Option<&Basic>) -> Result<(), Failure> {
+        let mut connect = v4::Connect::new(client_id);
+        connect.keep_alive = KEEP_ALIVE_SECS;
+        connect.clean_session = true;
+        if let Some(login) = login {
+            connect.set_login(login.username.as_str(), login.password.as_str());
+        }
+        let mut out = BytesMut::new();
+        connect.write(&mut out).map_err(encode_error)?;
+        self.send(&out)?;
+        // mqttbytes refuses unknown return codes; a refused login closes the connection.
+        match self.next("connecting", v4::read)? {
+            Incoming::Packet(v4::Packet::ConnAck(connack)) => {
+                if connack.code != v4::ConnectReturnCode::Success {
+                    return Err(connack_failure_v4(connack.code as u8));
+                }
+                Ok(())
+            }
+            Incoming::BareDisconnect => Err(Failure::retryable("the broker disconnected")),
+            Incoming::Packet(other) => Err(Failure::permanent(format!(
+                "connecting: expected CONNACK, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The next packet of the broker's that a delivery cares about; a `DISCONNECT` ends the
+    /// connection.
+    fn reply(&mut self, doing: &str) -> Result<Reply, Failure> {
+        Ok(match self.version {
+            Version::V5 => match self.next(doing, v5::read)? {
+                Incoming::Packet(v5::Packet::PubAck(ack)) => Reply::PubAck {
+                    pkid: ack.pkid,
+                    answer: check_puback_v5(ack.reason as u8, &ack),
+                },
+                Incoming::Packet(v5::Packet::PingResp) => Reply::PingResp,
+                Incoming::Packet(v5::Packet::Disconnect(d)) => {
+                    return Err(disconnect_failure(d.reason_code as u8))
+                }
+                Incoming::BareDisconnect => return Err(disconnect_failure(0)),
+                Incoming::Packet(_) => Reply::Other,
+            },
+            Version::V311 => match self.next(doing, v4::read)? {
+                Incoming::Packet(v4::Packet::PubAck(ack)) => Reply::PubAck {
+                    pkid: ack.pkid,
+                    answer: Ok(()),
+                },
+                Incoming::Packet(v4::Packet::PingResp) => Reply::PingResp,
+                Incoming::BareDisconnect => {
+                    return Err(Failure::retryable("the broker disconnected"))
+                }
+                Incoming::Packet(_) => Reply::Other,
+            },
+        })
+    }
+
+    /// The `PUBLISH` of one event (`pkid` is ignored at QoS 0).
+    fn encode(&self, config: &Config, event: &Event, pkid: u16) -> Result<BytesMut, Failure> {
+        let qos = if self.qos == 1 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        let pkid = if self.qos == 1 { pkid } else { 0 };
+        let mut out = BytesMut::new();
+        match self.version {
+            Version::V5 => {
+                let mut user_properties = vec![
+                    ("pushrail-event-id".to_owned(), event.id.clone()),
+                    ("pushrail-event-type".to_owned(), event.event_type.clone()),
+                    (
+                        "pushrail-occurred-at".to_owned(),
+                        event.occurred_at.to_string(),
+                    ),
+                ];
+                user_properties.extend(event.attributes.iter().cloned());
+                let mut packet =
+                    v5::Publish::new(config.topic.as_str(), qos, event.payload.clone());
+                packet.retain = config.retain;
+                packet.pkid = pkid;
+                packet.properties = Some(v5::PublishProperties {
+                    payload_format_indicator: Some(1),
+                    message_expiry_interval: None,
+                    topic_alias: None,
+                    response_topic: None,
+                    correlation_data: None,
+                    user_properties,
+                    subscription_identifiers: Vec::new(),
+                    content_type: Some("application/json".to_owned()),
+                });
+                let size = packet.write(&mut out).map_err(encode_error)?;
+                if size > self.max_packet {
+                    return Err(Failure::permanent(format!(
+                        "event {} makes a packet of {size} bytes; the broker accepts at most {}",
+                        event.id, self.max_packet
+                    )));
+                }
+            }
+            Version::V311 => {
+                let mut packet =
+                    v4::Publish::new(config.topic.as_str(), qos, event.payload.clone());
+                packet.retain = config.retain;
+                packet.pkid = pkid;
+                packet.write(&mut out).map_err(encode_error)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes the events and records each one's answer in `results`. An `Err` is a failure
+    /// of the connection: the answer of every event still without one.
+    fn publish(
+        &mut self,
+        config: &Config,
+        events: &[Event],
+        results: &mut [Option<DeliveryResult>],
+    ) -> Result<(), Failure> {
+        if self.qos == 1 {
+            self.publish_qos1(config, events, results)
+        } else {
+            self.publish_qos0(config, events, results)
+        }
+    }
+
+    /// Each `PUBACK` answers for its own event; at most `window` messages are unacknowledged at
+    /// once, as the broker's Receive Maximum asks.
+    fn publish_qos1(
+        &mut self,
+        config: &Config,
+        events: &[Event],
+        results: &mut [Option<DeliveryResult>],
+    ) -> Result<(), Failure> {
+        let doing = match self.version {
+            Version::V5 => "waiting for PUBACK",
+            Version::V311 => "waiting for the broker",
+        };
+        let mut pending: VecDeque<usize> = (0..events.len()).collect();
+        // Packet id -> event index, for the messages not acknowledged yet.
+        let mut in_flight = HashMap::new();
+        loop {
+            let mut out = BytesMut::new();
+            while in_flight.len() < self.window {
+                let Some(i) = pending.pop_front() else { break };
+                let pkid = self.next_pkid;
+                match self.encode(config, &events[i], pkid) {
+                    Ok(packet) => {
+                        out.extend_from_slice(&packet);
+                        in_flight.insert(pkid, i);
+                        self.next_pkid = next_packet_id(pkid);
+                    }
+                    Err(failure) => results[i] = Some(Err(failure)),
+                }
+            }
+            if !out.is_empty() {
+                self.send(&out)?;
+            }
+            if in_flight.is_empty() {
+                return Ok(());
+            }
+            if let Reply::PubAck { pkid, answer } = self.reply(doing)? {
+                if let Some(i) = in_flight.remove(&pkid) {
+                    results[i] = Some(answer.map(|()| acknowledged(&config.topic)));
+                }
+            }
+        }
+    }
+
+    /// QoS 0 has no acknowledgement: a `PINGREQ` after the messages, answered by `PINGRESP`,
+    /// shows the broker read them all (and that a kept connection is still open); every event
+    /// sent succeeds then.
+    fn publish_qos0(
+        &mut self,
+        config: &Config,
+        events: &[Event],
+        results: &mut [Option<DeliveryResult>],
+    ) -> Result<(), Failure> {
+        let mut out = BytesMut::new();
+        let mut sent = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            match self.encode(config, event, 0) {
+                Ok(packet) => {
+                    out.extend_from_slice(&packet);
+                    sent.push(i);
+                }
+                Err(failure) => results[i] = Some(Err(failure)),
+            }
+        }
+        if sent.is_empty() {
+            return Ok(());
+        }
+        match self.version {
+            Version::V5 => v5::PingReq.write(&mut out),
+            Version::V311 => v4::PingReq.write(&mut out),
+        }
+        .map_err(encode_error)?;
+        self.send(&out)?;
+        while !matches!(self.reply("waiting for the broker")?, Reply::PingResp) {}
+        for i in sent {
+            results[i] = Some(Ok(sent_at_qos0(&config.topic)));
+        }
+        Ok(())
+    }
+
+    /// A normal `DISCONNECT`, best effort.
+    fn disconnect(&mut self) {
+        let mut out = BytesMut::new();
+        let written = match self.version {
+            Version::V5 => v5::Disconnect::new().write(&mut out),
+            Version::V311 => v4::Disconnect.write(&mut out),
+        };
+        if written.is_ok() {
+            let _ = self.send(&out);
+        }
+    }
 }
 
 fn encode_error(e: mqttbytes::Error) -> Failure {
     Failure::permanent(format!("encoding a packet: {e:?}"))
 }
 
-fn deliver_v5(
-    broker: &mut Broker,
-    config: &Config,
-    client_id: &str,
-    login: Option<&Basic>,
-    events: &[Event],
-) -> DeliveryResult {
-    let mut connect = v5::Connect::new(client_id);
-    connect.keep_alive = KEEP_ALIVE_SECS;
-    connect.clean_session = true;
-    if let Some(login) = login {
-        connect.set_login(login.username.as_str(), login.password.as_str());
-    }
-    let mut out = BytesMut::new();
-    connect.write(&mut out).map_err(encode_error)?;
-    broker.send(&out)?;
-
-    let connack = match broker.next("connecting", v5::read) {
-        Ok(Incoming::Packet(v5::Packet::ConnAck(connack))) => connack,
-        Ok(Incoming::Packet(v5::Packet::Disconnect(d))) => {
-            return Err(disconnect_failure(d.reason_code as u8))
-        }
-        Ok(Incoming::BareDisconnect) => return Err(disconnect_failure(0)),
-        Ok(Incoming::Packet(other)) => {
-            return Err(Failure::permanent(format!(
-                "connecting: expected CONNACK, got {other:?}"
-            )))
-        }
-        Err(e) => return Err(e),
-    };
-    if connack.code != v5::ConnectReturnCode::Success {
-        return Err(connack_failure_v5(connack.code as u8));
-    }
-    let properties = connack
-        .properties
-        .unwrap_or_else(v5::ConnAckProperties::new);
-    let mut qos = config.qos;
-    if properties.max_qos == Some(0) && qos == 1 {
-        return Err(Failure::permanent(
-            "the broker accepts only QoS 0 messages: set qos to 0",
-        ));
-    }
-    if config.retain && properties.retain_available == Some(0) {
-        return Err(Failure::permanent(
-            "the broker does not support retained messages: turn retain off",
-        ));
-    }
-    if qos > 1 {
-        qos = 1;
-    }
-    let window = usize::from(properties.receive_max.unwrap_or(u16::MAX).max(1));
-    let max_packet = properties
-        .max_packet_size
-        .map_or(usize::MAX, |m| m as usize);
-
-    let publish = |index: usize, event: &Event| -> Result<BytesMut, Failure> {
-        let mut user_properties = vec![
-            ("pushrail-event-id".to_owned(), event.id.clone()),
-            ("pushrail-event-type".to_owned(), event.event_type.clone()),
-            (
-                "pushrail-occurred-at".to_owned(),
-                event.occurred_at.to_string(),
-            ),
-        ];
-        user_properties.extend(event.attributes.iter().cloned());
-        let mut packet = v5::Publish::new(
-            config.topic.as_str(),
-            if qos == 1 {
-                QoS::AtLeastOnce
-            } else {
-                QoS::AtMostOnce
-            },
-            event.payload.clone(),
-        );
-        packet.retain = config.retain;
-        packet.pkid = if qos == 1 { packet_id(index) } else { 0 };
-        packet.properties = Some(v5::PublishProperties {
-            payload_format_indicator: Some(1),
-            message_expiry_interval: None,
-            topic_alias: None,
-            response_topic: None,
-            correlation_data: None,
-            user_properties,
-            subscription_identifiers: Vec::new(),
-            content_type: Some("application/json".to_owned()),
-        });
-        let mut out = BytesMut::new();
-        let size = packet.write(&mut out).map_err(encode_error)?;
-        if size > max_packet {
-            return Err(Failure::permanent(format!(
-                "event {} makes a packet of {size} bytes; the broker accepts at most {max_packet}",
-                event.id
-            )));
-        }
-        Ok(out)
-    };
-
-    if qos == 0 {
-        let mut out = BytesMut::new();
-        for (i, event) in events.iter().enumerate() {
-            out.extend_from_slice(&publish(i, event)?);
-        }
-        v5::PingReq.write(&mut out).map_err(encode_error)?;
-        broker.send(&out)?;
-        loop {
-            match broker.next("waiting for the broker", v5::read)? {
-                Incoming::Packet(v5::Packet::PingResp) => break,
-                Incoming::Packet(v5::Packet::Disconnect(d)) => {
-                    return Err(disconnect_failure(d.reason_code as u8))
-                }
-                Incoming::BareDisconnect => return Err(disconnect_failure(0)),
-                Incoming::Packet(_) => {}
-            }
-        }
-    } else {
-        // At most `window` unacknowledged messages, as the broker's Receive Maximum asks.
-        let mut sent = 0;
-        let mut acked = vec![false; events.len()];
-        let mut open = 0;
-        let mut done = 0;
-        while done < events.len() {
-            let mut out = BytesMut::new();
-            while sent < events.len() && open < window {
-                out.extend_from_slice(&publish(sent, &events[sent])?);
-                sent += 1;
-                open += 1;
-            }
-            if !out.is_empty() {
-                broker.send(&out)?;
-            }
-            match broker.next("waiting for PUBACK", v5::read) {
-                Ok(Incoming::Packet(v5::Packet::PubAck(ack))) => {
-                    check_puback_v5(ack.reason as u8, &ack)?;
-                    if let Some(i) = index_of(ack.pkid, sent) {
-                        if !acked[i] {
-                            acked[i] = true;
-                            open -= 1;
-                            done += 1;
-                        }
-                    }
-                }
-                Ok(Incoming::Packet(v5::Packet::Disconnect(d))) => {
-                    return Err(disconnect_failure(d.reason_code as u8))
-                }
-                Ok(Incoming::BareDisconnect) => return Err(disconnect_failure(0)),
-                Ok(Incoming::Packet(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    let mut out = BytesMut::new();
-    if v5::Disconnect::new().write(&mut out).is_ok() {
-        let _ = broker.send(&out);
-    }
-    Ok(delivered(events.len(), qos, &config.topic))
-}
-
-fn deliver_v4(
-    broker: &mut Broker,
-    config: &Config,
-    client_id: &str,
-    login: Option<&Basic>,
-    events: &[Event],
-) -> DeliveryResult {
-    let mut connect = v4::Connect::new(client_id);
-    connect.keep_alive = KEEP_ALIVE_SECS;
-    connect.clean_session = true;
-    if let Some(login) = login {
-        connect.set_login(login.username.as_str(), login.password.as_str());
-    }
-    let mut out = BytesMut::new();
-    connect.write(&mut out).map_err(encode_error)?;
-    broker.send(&out)?;
-    match broker.next("connecting", v4::read) {
-        Ok(Incoming::Packet(v4::Packet::ConnAck(connack))) => {
-            if connack.code != v4::ConnectReturnCode::Success {
-                return Err(connack_failure_v4(connack.code as u8));
-            }
-        }
-        Ok(Incoming::BareDisconnect) => return Err(Failure::retryable("the broker disconnected")),
-        Ok(Incoming::Packet(other)) => {
-            return Err(Failure::permanent(format!(
-                "connecting: expected CONNACK, got {other:?}"
-            )))
-        }
-        Err(e) => {
-            // mqttbytes refuses unknown return codes; a refused login closes the connection.
-            return Err(e);
-        }
-    }
-    let qos = config.qos.min(1);
-    let mut out = BytesMut::new();
-    for (i, event) in events.iter().enumerate() {
-        let mut packet = v4::Publish::new(
-            config.topic.as_str(),
-            if qos == 1 {
-                QoS::AtLeastOnce
-            } else {
-                QoS::AtMostOnce
-            },
-            event.payload.clone(),
-        );
-        packet.retain = config.retain;
-        packet.pkid = if qos == 1 { packet_id(i) } else { 0 };
-        packet.write(&mut out).map_err(encode_error)?;
-    }
-    if qos == 0 {
-        v4::PingReq.write(&mut out).map_err(encode_error)?;
-    }
-    broker.send(&out)?;
-    let mut acked = vec![false; events.len()];
-    let mut open = if qos == 1 { events.len() } else { 1 };
-    while open > 0 {
-        match broker.next("waiting for the broker", v4::read)? {
-            Incoming::Packet(v4::Packet::PubAck(ack)) if qos == 1 => {
-                if let Some(i) = index_of(ack.pkid, events.len()) {
-                    if !acked[i] {
-                        acked[i] = true;
-                        open -= 1;
-                    }
-                }
-            }
-            Incoming::Packet(v4::Packet::PingResp) if qos == 0 => open = 0,
-            Incoming::BareDisconnect => return Err(Failure::retryable("the broker disconnected")),
-            Incoming::Packet(_) => {}
-        }
-    }
-    let mut out = BytesMut::new();
-    if v4::Disconnect.write(&mut out).is_ok() {
-        let _ = broker.send(&out);
-    }
-    Ok(delivered(events.len(), qos, &config.topic))
-}
-
-/// Packet ids count from 1 (0 is not a valid id); a batch is far below 65535.
-fn packet_id(index: usize) -> u16 {
-    u16::try_from(index + 1).unwrap_or(u16::MAX)
-}
-
-fn index_of(pkid: u16, sent: usize) -> Option<usize> {
-    let i = usize::from(pkid).checked_sub(1)?;
-    (i < sent).then_some(i)
-}
-
-fn delivered(n: usize, qos: u8, topic: &str) -> Delivered {
+fn acknowledged(topic: &str) -> Delivered {
     Delivered {
         status_code: None,
-        response_excerpt: Some(if qos == 1 {
-            format!("{n} messages acknowledged by the broker (QoS 1) on {topic}")
-        } else {
-            format!("{n} messages sent at QoS 0 on {topic}, read by the broker before its PINGRESP")
-        }),
+        response_excerpt: Some(format!(
+            "message acknowledged by the broker (QoS 1) on {topic}"
+        )),
+    }
+}
+
+fn sent_at_qos0(topic: &str) -> Delivered {
+    Delivered {
+        status_code: None,
+        response_excerpt: Some(format!(
+            "message sent at QoS 0 on {topic}, read by the broker before its PINGRESP"
+        )),
     }
 }
 
@@ -592,22 +712,390 @@ fn reason_name(code: u8) -> String {
     }
 }
 
-fn field(name: &str, message: &str) -> FieldError {
-    FieldError {
-        field: name.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 export_destination!(Mqtt);
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use super::*;
     use pushrail_plugin_sdk::FailureKind::{Permanent, Retryable};
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn event(id: &str, payload: &[u8]) -> Event {
+        Event {
+            id: id.into(),
+            event_type: "order.created".into(),
+            occurred_at: 5,
+            payload: payload.to_vec(),
+            attributes: Vec::new(),
+        }
+    }
+
+    fn config(qos: u8, version: &str) -> Config {
+        serde_json::from_value(json!({
+            "host": "127.0.0.1", "topic": "acme/events", "qos": qos, "protocol_version": version
+        }))
+        .unwrap()
+    }
+
+    /// A broker played from a script. It decodes what the client writes and answers `CONNECT`
+    /// with `CONNACK` (MQTT 5: with `receive_max`, `max_packet_size` and `max_qos`) and `PINGREQ` with
+    /// `PINGRESP` at once, but holds `PUBACK`s back until the client reads, one per read, so the
+    /// client can run ahead up to its window. A payload of `"refuse"` gets "not authorized".
+    struct FakeBroker {
+        version: Version,
+        receive_max: u16,
+        max_packet_size: u32,
+        max_qos: Option<u8>,
+        to_client: Vec<u8>,
+        from_client: BytesMut,
+        /// Packet ids of the QoS 1 `PUBLISH`es received, and their payloads.
+        received: Vec<(u16, Vec<u8>)>,
+        unacked: VecDeque<(u16, bool)>,
+        most_unacked: usize,
+        connects: usize,
+        disconnected: bool,
+        /// How many more `PUBACK`s before the connection closes (`None`: no limit).
+        acks_left: Option<usize>,
+    }
+
+    impl FakeBroker {
+        fn new(version: Version) -> Self {
+            Self {
+                version,
+                receive_max: 2,
+                max_packet_size: 200,
+                max_qos: None,
+                to_client: Vec::new(),
+                from_client: BytesMut::new(),
+                received: Vec::new(),
+                unacked: VecDeque::new(),
+                most_unacked: 0,
+                connects: 0,
+                disconnected: false,
+                acks_left: None,
+            }
+        }
+
+        fn serve(&mut self) {
+            loop {
+                if self.from_client.starts_with(&[0xE0, 0]) {
+                    let _ = self.from_client.split_to(2);
+                    self.disconnected = true;
+                    continue;
+                }
+                let mut out = BytesMut::new();
+                match self.version {
+                    Version::V5 => match v5::read(&mut self.from_client, MAX_PACKET) {
+                        Ok(v5::Packet::Connect(_)) => {
+                            self.connects += 1;
+                            let mut connack =
+                                v5::ConnAck::new(v5::ConnectReturnCode::Success, false);
+                            let mut properties = v5::ConnAckProperties::new();
+                            properties.receive_max = Some(self.receive_max);
+                            properties.max_packet_size = Some(self.max_packet_size);
+                            properties.max_qos = self.max_qos;
+                            connack.properties = Some(properties);
+                            connack.write(&mut out).unwrap();
+                        }
+                        Ok(v5::Packet::Publish(p)) => self.publish(p.pkid, &p.payload),
+                        Ok(v5::Packet::PingReq) => {
+                            v5::PingResp.write(&mut out).unwrap();
+                        }
+                        Ok(other) => panic!("unexpected {other:?}"),
+                        Err(mqttbytes::Error::InsufficientBytes(_)) => return,
+                        Err(e) => panic!("{e:?}"),
+                    },
+                    Version::V311 => match v4::read(&mut self.from_client, MAX_PACKET) {
+                        Ok(v4::Packet::Connect(_)) => {
+                            self.connects += 1;
+                            v4::ConnAck::new(v4::ConnectReturnCode::Success, false)
+                                .write(&mut out)
+                                .unwrap();
+                        }
+                        Ok(v4::Packet::Publish(p)) => self.publish(p.pkid, &p.payload),
+                        Ok(v4::Packet::PingReq) => {
+                            v4::PingResp.write(&mut out).unwrap();
+                        }
+                        Ok(other) => panic!("unexpected {other:?}"),
+                        Err(mqttbytes::Error::InsufficientBytes(_)) => return,
+                        Err(e) => panic!("{e:?}"),
+                    },
+                }
+                self.to_client.extend_from_slice(&out);
+            }
+        }
+
+        fn publish(&mut self, pkid: u16, payload: &[u8]) {
+            if pkid == 0 {
+                return;
+            }
+            self.received.push((pkid, payload.to_vec()));
+            self.unacked.push_back((pkid, payload == b"\"refuse\""));
+            self.most_unacked = self.most_unacked.max(self.unacked.len());
+        }
+
+        fn ack_one(&mut self) {
+            let Some((pkid, refuse)) = self.unacked.pop_front() else {
+                return;
+            };
+            let mut out = BytesMut::new();
+            match self.version {
+                Version::V5 => {
+                    let mut ack = v5::PubAck::new(pkid);
+                    if refuse {
+                        ack.reason = v5::PubAckReason::NotAuthorized;
+                    }
+                    ack.write(&mut out).unwrap();
+                }
+                Version::V311 => {
+                    v4::PubAck::new(pkid).write(&mut out).unwrap();
+                }
+            }
+            self.to_client.extend_from_slice(&out);
+        }
+    }
+
+    impl Write for FakeBroker {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.from_client.extend_from_slice(buf);
+            self.serve();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Link for FakeBroker {
+        fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure> {
+            if self.to_client.is_empty() && !self.unacked.is_empty() {
+                match self.acks_left {
+                    Some(0) => {
+                        let closed = io::Error::from(io::ErrorKind::UnexpectedEof);
+                        return Err(io_failure(doing, &closed));
+                    }
+                    Some(n) => self.acks_left = Some(n - 1),
+                    None => {}
+                }
+                self.ack_one();
+            }
+            if self.to_client.is_empty() {
+                return Err(io_failure(doing, &io::ErrorKind::TimedOut.into()));
+            }
+            let n = chunk.len().min(self.to_client.len());
+            chunk[..n].copy_from_slice(&self.to_client[..n]);
+            self.to_client.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn connect(fake: FakeBroker, config: &Config) -> Broker<FakeBroker> {
+        Broker::open(fake, config, "pushrail-test", None)
+            .unwrap_or_else(|f| panic!("{}", f.message))
+    }
+
+    /// One batch the way a session delivers it, on a connection dialled for it.
+    fn deliver(
+        broker: &mut Broker<FakeBroker>,
+        config: &Config,
+        events: &[Event],
+    ) -> Vec<DeliveryResult> {
+        let mut dial = Some(broker);
+        Warm::new().deliver(
+            events,
+            || {
+                dial.take()
+                    .ok_or_else(|| Failure::retryable("dialled twice"))
+            },
+            |broker, results| broker.publish(config, events, results),
+        )
+    }
+
+    fn pkids(broker: &Broker<FakeBroker>) -> Vec<u16> {
+        broker
+            .stream
+            .received
+            .iter()
+            .map(|(pkid, _)| *pkid)
+            .collect()
+    }
+
+    #[test]
+    fn each_puback_answers_for_its_event() {
+        let config = config(1, "5");
+        let mut broker = connect(FakeBroker::new(Version::V5), &config);
+        assert_eq!((broker.window, broker.max_packet), (2, 200));
+        let events = [
+            event("a", b"{}"),
+            event("b", b"\"refuse\""),
+            event("c", &[b' '; 200]),
+            event("d", b"{}"),
+        ];
+        let results = deliver(&mut broker, &config, &events);
+        assert_eq!(
+            results[0].as_ref().unwrap().response_excerpt.as_deref(),
+            Some("message acknowledged by the broker (QoS 1) on acme/events")
+        );
+        let refused = results[1].as_ref().unwrap_err();
+        assert_eq!(refused.kind, Permanent);
+        assert!(
+            refused.message.contains("not authorized (0x87)"),
+            "{}",
+            refused.message
+        );
+        let too_big = results[2].as_ref().unwrap_err();
+        assert_eq!(too_big.kind, Permanent);
+        assert!(
+            too_big.message.contains("event c makes a packet of")
+                && too_big.message.contains("at most 200"),
+            "{}",
+            too_big.message
+        );
+        assert!(results[3].is_ok());
+        assert_eq!(pkids(&broker), [1, 2, 3], "the oversized event is not sent");
+        assert_eq!(broker.stream.most_unacked, 2, "the Receive Maximum is kept");
+    }
+
+    #[test]
+    fn packet_ids_count_on_across_batches_and_wrap() {
+        let config = config(1, "5");
+        let mut broker = connect(FakeBroker::new(Version::V5), &config);
+        for _ in 0..2 {
+            let results = deliver(
+                &mut broker,
+                &config,
+                &[event("a", b"{}"), event("b", b"{}")],
+            );
+            assert!(results.iter().all(Result::is_ok));
+        }
+        broker.next_pkid = u16::MAX - 1;
+        let results = deliver(
+            &mut broker,
+            &config,
+            &[event("c", b"{}"), event("d", b"{}"), event("e", b"{}")],
+        );
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(pkids(&broker), [1, 2, 3, 4, 65534, 65535, 1]);
+        assert_eq!(broker.stream.connects, 1, "one CONNECT for the connection");
+        assert_eq!(next_packet_id(1), 2);
+        assert_eq!(next_packet_id(u16::MAX), 1);
+    }
+
+    #[test]
+    fn mqtt_311_at_qos_1() {
+        let config = config(1, "3.1.1");
+        let mut broker = connect(FakeBroker::new(Version::V311), &config);
+        for _ in 0..2 {
+            let results = deliver(
+                &mut broker,
+                &config,
+                &[event("a", b"{}"), event("b", b"{}")],
+            );
+            assert!(results.iter().all(Result::is_ok));
+        }
+        assert_eq!(pkids(&broker), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn qos_0_succeeds_on_the_pingresp() {
+        let config = config(0, "5");
+        let mut broker = connect(FakeBroker::new(Version::V5), &config);
+        let results = deliver(
+            &mut broker,
+            &config,
+            &[
+                event("a", b"{}"),
+                event("b", &[b' '; 200]),
+                event("c", b"{}"),
+            ],
+        );
+        assert_eq!(
+            results[0].as_ref().unwrap().response_excerpt.as_deref(),
+            Some("message sent at QoS 0 on acme/events, read by the broker before its PINGRESP")
+        );
+        assert_eq!(results[1].as_ref().unwrap_err().kind, Permanent);
+        assert!(results[2].is_ok());
+        assert!(broker.stream.received.is_empty(), "no packet ids at QoS 0");
+    }
+
+    #[test]
+    fn a_connection_lost_mid_batch_fails_only_the_unacknowledged() {
+        let config = config(1, "5");
+        let mut fake = FakeBroker::new(Version::V5);
+        fake.acks_left = Some(1);
+        let mut broker = connect(fake, &config);
+        let results = deliver(
+            &mut broker,
+            &config,
+            &[event("a", b"{}"), event("b", b"{}")],
+        );
+        assert!(results[0].is_ok());
+        let lost = results[1].as_ref().unwrap_err();
+        assert_eq!(lost.kind, Retryable);
+        assert!(
+            lost.message.contains("closed the connection"),
+            "{}",
+            lost.message
+        );
+    }
+
+    #[test]
+    fn a_connection_closed_while_idle_is_replaced() {
+        let config = config(1, "5");
+        let mut warm = Warm::new();
+        let batch = |warm: &mut Warm<Broker<FakeBroker>>, events: &[Event]| {
+            warm.deliver(
+                events,
+                || Ok(connect(FakeBroker::new(Version::V5), &config)),
+                |broker, results| broker.publish(&config, events, results),
+            )
+        };
+        assert!(batch(&mut warm, &[event("a", b"{}")])[0].is_ok());
+        let mut stale = warm.take().unwrap();
+        stale.stream.acks_left = Some(0);
+        let mut stale = Some(stale);
+        warm.with(|| Ok(stale.take().unwrap()), |_| Ok(())).unwrap();
+
+        let results = batch(&mut warm, &[event("b", b"{}"), event("c", b"{}")]);
+        assert!(results.iter().all(Result::is_ok));
+        let fresh = warm.take().unwrap();
+        assert_eq!(pkids(&fresh), [1, 2], "a new connection counts from 1");
+    }
+
+    #[test]
+    fn disconnect_says_goodbye() {
+        for version in ["5", "3.1.1"] {
+            let config = config(1, version);
+            let fake = FakeBroker::new(if version == "5" {
+                Version::V5
+            } else {
+                Version::V311
+            });
+            let mut broker = connect(fake, &config);
+            broker.disconnect();
+            assert!(broker.stream.disconnected, "{version}");
+        }
+    }
+
+    #[test]
+    fn a_broker_capped_at_qos_0_is_a_permanent_failure() {
+        let mut fake = FakeBroker::new(Version::V5);
+        fake.max_qos = Some(0);
+        let failure = Broker::open(fake, &config(1, "5"), "c", None)
+            .err()
+            .unwrap();
+        assert_eq!(failure.kind, Permanent);
+        assert!(
+            failure.message.contains("only QoS 0"),
+            "{}",
+            failure.message
+        );
     }
 
     /// The packets the plugin sends, against the layouts of the MQTT 5 specification
@@ -666,11 +1154,7 @@ mod tests {
     }
 
     #[test]
-    fn packet_ids_and_topics() {
-        assert_eq!(packet_id(0), 1);
-        assert_eq!(index_of(1, 3), Some(0));
-        assert_eq!(index_of(0, 3), None);
-        assert_eq!(index_of(4, 3), None);
+    fn topics_and_client_ids() {
         assert!(valid_topic("a/b/c"));
         assert!(!valid_topic("a/+/c") && !valid_topic("a/#") && !valid_topic(""));
         assert!(random_client_id().starts_with("pushrail-"));

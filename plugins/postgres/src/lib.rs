@@ -1,14 +1,16 @@
 //! The `postgres` destination: one `INSERT … ON CONFLICT (id) DO NOTHING` per batch.
 //!
-//! One connection per batch: startup, authentication (SCRAM-SHA-256, MD5 or cleartext, whatever
-//! the server asks for), optionally `CREATE TABLE IF NOT EXISTS`, then a single multi-row `INSERT`
-//! through the extended query protocol with every value as a typed parameter. The event id is the
-//! primary key, so a batch sent again inserts nothing twice. Messages are encoded and decoded,
-//! and SCRAM computed, with `postgres-protocol`.
+//! The session keeps one connection between batches: startup, authentication (SCRAM-SHA-256, MD5
+//! or cleartext, whatever the server asks for) and, optionally, `CREATE TABLE IF NOT EXISTS` run
+//! once when it is opened; each batch is then a single multi-row `INSERT` through the extended
+//! query protocol with every value as a typed parameter. The event id is the primary key, so a
+//! batch sent again inserts nothing twice. An error the server answers (followed by
+//! `ReadyForQuery`) keeps the connection; a broken one is dropped and dialled again. Messages are
+//! encoded and decoded, and SCRAM computed, with `postgres-protocol`.
 
 mod dsn;
 
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -21,6 +23,7 @@ use postgres_protocol::IsNull;
 use pushrail_plugin_sdk::credential::kinds::{Basic, Dsn as DsnSecret};
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
+use pushrail_plugin_sdk::settings;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -40,12 +43,8 @@ pub struct Config {
     table: String,
     #[serde(default)]
     create_table: bool,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "settings::default_timeout_ms")]
     timeout_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
 }
 
 /// Type oids of the parameters: text, text, timestamptz, jsonb.
@@ -53,7 +52,15 @@ const PARAM_TYPES: [u32; 4] = [25, 25, 1184, 3802];
 /// Backend messages larger than this are refused (the answers here are small).
 const MAX_MESSAGE: usize = 1024 * 1024;
 
-struct Postgres;
+/// The session of one destination: where to connect and the connection kept between batches.
+/// `S` is the byte stream under the connection: the host's TCP, or a scripted server in tests.
+struct Postgres<S: Read + Write = TcpStream> {
+    target: Target,
+    table: String,
+    create_table: bool,
+    timeout: Duration,
+    connection: Warm<Connection<S>>,
+}
 
 impl Destination for Postgres {
     type Config = Config;
@@ -90,9 +97,7 @@ impl Destination for Postgres {
                     "type": "boolean", "title": "Create the table", "default": false,
                     "description": "CREATE TABLE IF NOT EXISTS (id text PRIMARY KEY, type text, occurred_at timestamptz, payload jsonb) before inserting."
                 },
-                "timeout_ms": {
-                    "type": "integer", "title": "Timeout (ms)", "minimum": 1000, "maximum": 60000, "default": 10000
-                }
+                "timeout_ms": settings::timeout_schema()
             }
         }))
         .credentials(
@@ -132,37 +137,97 @@ impl Destination for Postgres {
         ] {
             if let Some(value) = value {
                 if let Err(message) = check_identifier(value) {
-                    errors.push(FieldError {
-                        field: name.into(),
-                        message,
-                    });
+                    errors.push(FieldError::new(name, message));
                 }
             }
         }
         errors
     }
 
-    fn deliver(
-        config: Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult {
-        let target = Target::resolve(&config, credential.as_ref())?;
-        let table = qualified_table(&config).map_err(Failure::permanent)?;
-        let timeout = Duration::from_millis(config.timeout_ms.clamp(1000, 60_000));
-        let mut stream = TcpStream::connect_timeout(&target.host, target.port, false, timeout)?;
-        stream.set_read_timeout(Some(timeout));
-        let mut pg = Connection {
-            stream,
-            buf: BytesMut::new(),
+    fn open(config: Config, credential: Option<Credential>) -> Result<Self, Failure> {
+        Ok(Self {
+            target: Target::resolve(&config, credential.as_ref())?,
+            table: qualified_table(&config).map_err(Failure::permanent)?,
+            create_table: config.create_table,
+            timeout: settings::timeout(config.timeout_ms),
+            connection: Warm::new(),
+        })
+    }
+
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        self.deliver_over(
+            |target, timeout| {
+                let mut stream =
+                    TcpStream::connect_timeout(&target.host, target.port, false, timeout)?;
+                stream.set_read_timeout(Some(timeout));
+                Ok(stream)
+            },
+            events,
+        )
+    }
+}
+
+impl<S: Read + Write> Postgres<S> {
+    /// One batch over the kept connection, `dial`ling a stream when there is none.
+    ///
+    /// An event that cannot be made a row (a payload that is not UTF-8, a time out of range)
+    /// fails alone; the others are inserted by one statement and share its answer.
+    fn deliver_over(
+        &mut self,
+        mut dial: impl FnMut(&Target, Duration) -> Result<S, Failure>,
+        events: &[Event],
+    ) -> Vec<DeliveryResult> {
+        let rows: Vec<Result<Row, Failure>> = events.iter().map(row).collect();
+        let valid: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let answer = if valid.is_empty() {
+            Ok(Delivered::default())
+        } else {
+            let Self {
+                target,
+                table,
+                create_table,
+                timeout,
+                connection,
+            } = self;
+            let create = create_table.then_some(table.as_str());
+            let mut idle = true;
+            let answer = connection
+                .with(
+                    || Connection::open(dial(target, *timeout)?, target, create),
+                    |pg| {
+                        let (mut answer, mut ready) = pg.insert(table, &valid)?;
+                        if let (Some(create), Err(e)) = (create, &answer) {
+                            // Created when the connection was opened, dropped since: again.
+                            if e.code == "42P01" && ready {
+                                pg.create_table(create)?;
+                                (answer, ready) = pg.insert(table, &valid)?;
+                            }
+                        }
+                        idle = ready;
+                        Ok(answer.map_err(|e| e.failure("inserting")))
+                    },
+                )
+                .unwrap_or_else(Err);
+            if !idle {
+                // Not back to idle after the statement: the next batch starts on a fresh one.
+                if let Some(mut pg) = connection.take() {
+                    pg.terminate();
+                }
+            }
+            answer
         };
-        pg.startup(&target)?;
-        if config.create_table {
-            pg.create_table(&table)?;
+        rows.into_iter()
+            .map(|row| row.and_then(|_| answer.clone()))
+            .collect()
+    }
+}
+
+impl<S: Read + Write> Drop for Postgres<S> {
+    /// Says goodbye (`Terminate`, one small write) so the server ends the backend at once.
+    fn drop(&mut self) {
+        if let Some(mut pg) = self.connection.take() {
+            pg.terminate();
         }
-        let result = pg.insert(&table, &events);
-        pg.terminate();
-        result
     }
 }
 
@@ -290,6 +355,19 @@ fn timestamp(ms: u64) -> Result<String, Failure> {
         .permanent("event time out of range")
 }
 
+/// One event's parameters: id, type, occurred_at, payload, in the text format.
+type Row = [Vec<u8>; 4];
+
+fn row(event: &Event) -> Result<Row, Failure> {
+    std::str::from_utf8(&event.payload).permanent("event payload is not UTF-8 JSON")?;
+    Ok([
+        event.id.as_bytes().to_vec(),
+        event.event_type.as_bytes().to_vec(),
+        timestamp(event.occurred_at)?.into_bytes(),
+        event.payload.clone(),
+    ])
+}
+
 /// An error a server sent, with its SQLSTATE.
 struct ServerError {
     code: String,
@@ -345,12 +423,37 @@ impl ServerError {
     }
 }
 
-struct Connection {
-    stream: TcpStream,
+/// What the server said about one query, up to its `ReadyForQuery`.
+struct Finished {
+    tag: Option<String>,
+    error: Option<ServerError>,
+    /// `ReadyForQuery` said idle (`I`), outside any transaction: ready for the next batch.
+    idle: bool,
+}
+
+struct Connection<S> {
+    stream: S,
     buf: BytesMut,
 }
 
-impl Connection {
+impl<S: Read + Write> Connection<S> {
+    /// Logs in on `stream` and, given a table, creates it when missing: what is done once per
+    /// connection.
+    fn open(stream: S, target: &Target, create: Option<&str>) -> Result<Self, Failure> {
+        let mut pg = Connection {
+            stream,
+            buf: BytesMut::new(),
+        };
+        pg.startup(target)?;
+        if let Some(table) = create {
+            if let Err(failure) = pg.create_table(table) {
+                pg.terminate();
+                return Err(failure);
+            }
+        }
+        Ok(pg)
+    }
+
     fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         self.stream
             .write_all(bytes)
@@ -375,7 +478,14 @@ impl Connection {
                 )));
             }
             let mut chunk = [0u8; 16 * 1024];
-            let n = self.stream.read_chunk(doing, &mut chunk)?;
+            let n = match self.stream.read(&mut chunk) {
+                Ok(0) => Err(io_failure(
+                    doing,
+                    &io::Error::from(io::ErrorKind::UnexpectedEof),
+                )),
+                Ok(n) => Ok(n),
+                Err(e) => Err(io_failure(doing, &e)),
+            }?;
             self.buf.put_slice(&chunk[..n]);
         }
     }
@@ -474,16 +584,30 @@ impl Connection {
         }
     }
 
-    /// Reads up to `ReadyForQuery`, returning the command tag and the first error.
-    fn finish_query(
-        &mut self,
-        doing: &str,
-    ) -> Result<(Option<String>, Option<ServerError>), Failure> {
+    /// Reads up to `ReadyForQuery`, returning the command tag and the first error. A connection
+    /// that ends before it fails with the server's error when it sent one (a `FATAL` such as an
+    /// administrator's shutdown), else with the I/O error.
+    fn finish_query(&mut self, doing: &str) -> Result<Finished, Failure> {
         let mut tag = None;
-        let mut error = None;
+        let mut error: Option<ServerError> = None;
         loop {
-            match self.message(doing)? {
-                Message::ReadyForQuery(_) => return Ok((tag, error)),
+            let message = match self.message(doing) {
+                Ok(message) => message,
+                Err(failure) => {
+                    return Err(match error {
+                        Some(e) if failure.kind == FailureKind::Retryable => e.failure(doing),
+                        _ => failure,
+                    })
+                }
+            };
+            match message {
+                Message::ReadyForQuery(body) => {
+                    return Ok(Finished {
+                        tag,
+                        error,
+                        idle: body.status() == b'I',
+                    })
+                }
                 Message::CommandComplete(body) => {
                     tag = body.tag().ok().map(str::to_owned);
                 }
@@ -500,32 +624,31 @@ impl Connection {
         let mut out = BytesMut::new();
         frontend::query(&create_sql(table), &mut out).permanent("encoding CREATE TABLE")?;
         self.send(&out)?;
-        match self.finish_query("creating the table")? {
-            (_, None) => Ok(()),
+        match self.finish_query("creating the table")?.error {
+            None => Ok(()),
             // Two deliveries creating it at once: one wins, the other sees a duplicate.
-            (_, Some(e)) if e.code == "42P07" || e.code == "23505" => Ok(()),
-            (_, Some(e)) => Err(e.failure("creating the table")),
+            Some(e) if e.code == "42P07" || e.code == "23505" => Ok(()),
+            Some(e) => Err(e.failure("creating the table")),
         }
     }
 
-    fn insert(&mut self, table: &str, events: &[Event]) -> DeliveryResult {
-        let mut values: Vec<Vec<u8>> = Vec::with_capacity(events.len() * 4);
-        for event in events {
-            std::str::from_utf8(&event.payload).permanent("event payload is not UTF-8 JSON")?;
-            values.push(event.id.as_bytes().to_vec());
-            values.push(event.event_type.as_bytes().to_vec());
-            values.push(timestamp(event.occurred_at)?.into_bytes());
-            values.push(event.payload.clone());
-        }
-        let sql = insert_sql(table, events.len());
-        let types = PARAM_TYPES.iter().copied().cycle().take(values.len());
+    /// One `INSERT` of these rows. `Err` when the connection failed (it is dropped); otherwise
+    /// the statement's answer, and whether the connection is idle again (it is kept).
+    fn insert(
+        &mut self,
+        table: &str,
+        rows: &[&Row],
+    ) -> Result<(Result<Delivered, ServerError>, bool), Failure> {
+        let values = rows.iter().flat_map(|row| row.iter());
+        let sql = insert_sql(table, rows.len());
+        let types = PARAM_TYPES.iter().copied().cycle().take(rows.len() * 4);
         let mut out = BytesMut::new();
         frontend::parse("", &sql, types, &mut out).permanent("encoding the INSERT")?;
         frontend::bind(
             "",
             "",
             [0i16], // every parameter in text format
-            values.iter(),
+            values,
             |value, buf| {
                 buf.put_slice(value);
                 Ok(IsNull::No)
@@ -537,11 +660,13 @@ impl Connection {
         frontend::execute("", 0, &mut out).permanent("encoding the INSERT")?;
         frontend::sync(&mut out);
         self.send(&out)?;
-        match self.finish_query("inserting")? {
-            (_, Some(e)) => Err(e.failure("inserting")),
-            (tag, None) => {
+        let finished = self.finish_query("inserting")?;
+        let answer = match finished.error {
+            Some(e) => Err(e),
+            None => {
                 // "INSERT 0 <rows>": rows skipped by ON CONFLICT are the ones already there.
-                let inserted: usize = tag
+                let inserted: usize = finished
+                    .tag
                     .as_deref()
                     .and_then(|t| t.rsplit(' ').next())
                     .and_then(|n| n.parse().ok())
@@ -550,11 +675,12 @@ impl Connection {
                     status_code: None,
                     response_excerpt: Some(format!(
                         "{inserted} rows inserted into {table}, {} already there",
-                        events.len().saturating_sub(inserted)
+                        rows.len().saturating_sub(inserted)
                     )),
                 })
             }
-        }
+        };
+        Ok((answer, finished.idle))
     }
 
     fn terminate(&mut self) {
@@ -568,6 +694,9 @@ export_destination!(Postgres);
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use super::*;
 
     fn config(extra: &str) -> Config {
@@ -596,7 +725,7 @@ mod tests {
             timestamp(1_700_000_000_123).unwrap(),
             "2023-11-14T22:13:20.123Z"
         );
-        assert!(!Postgres::validate(&config(r#","schema":"""#)).is_empty());
+        assert!(!<Postgres as Destination>::validate(&config(r#","schema":"""#)).is_empty());
     }
 
     #[test]
@@ -646,6 +775,273 @@ mod tests {
             t.database, "postgres",
             "the database defaults to the user name"
         );
+    }
+
+    /// A server that answers from a script, byte stream by byte stream: what it would send,
+    /// prepared in advance (the client reads it in order), and what the client sent it.
+    struct Scripted {
+        answers: io::Cursor<Vec<u8>>,
+        sent: Rc<RefCell<Vec<u8>>>,
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.answers.read(buf)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.sent.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn backend(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut message = vec![tag];
+        message.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        message.extend_from_slice(body);
+        message
+    }
+
+    fn logged_in() -> Vec<u8> {
+        [
+            backend(b'R', &0i32.to_be_bytes()),
+            backend(b'S', b"server_version\x0017\x00"),
+            backend(b'Z', b"I"),
+        ]
+        .concat()
+    }
+
+    fn complete(tag: &str) -> Vec<u8> {
+        [
+            backend(b'1', b""),
+            backend(b'2', b""),
+            backend(b'C', format!("{tag}\x00").as_bytes()),
+            backend(b'Z', b"I"),
+        ]
+        .concat()
+    }
+
+    fn error(severity: &str, code: &str, message: &str) -> Vec<u8> {
+        let fields = format!("S{severity}\x00V{severity}\x00C{code}\x00M{message}\x00\x00");
+        backend(b'E', fields.as_bytes())
+    }
+
+    /// A session whose dials take the next script; returns it with what every connection sent
+    /// and how many were dialled.
+    struct Harness {
+        session: Postgres<Scripted>,
+        scripts: Vec<Vec<u8>>,
+        sent: Vec<Rc<RefCell<Vec<u8>>>>,
+    }
+
+    impl Harness {
+        fn new(create_table: bool, scripts: Vec<Vec<u8>>) -> Self {
+            let target = Target::resolve(&config(r#","host":"db","user":"app""#), None)
+                .unwrap_or_else(|_| panic!());
+            Self {
+                session: Postgres {
+                    target,
+                    table: "\"events\"".into(),
+                    create_table,
+                    timeout: Duration::from_secs(1),
+                    connection: Warm::new(),
+                },
+                scripts: scripts.into_iter().rev().collect(),
+                sent: Vec::new(),
+            }
+        }
+
+        fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+            let Self {
+                session,
+                scripts,
+                sent,
+            } = self;
+            session.deliver_over(
+                |_, _| {
+                    let log = Rc::new(RefCell::new(Vec::new()));
+                    sent.push(log.clone());
+                    Ok(Scripted {
+                        answers: io::Cursor::new(scripts.pop().expect("a script per dial")),
+                        sent: log,
+                    })
+                },
+                events,
+            )
+        }
+
+        fn sent(&self, connection: usize) -> String {
+            String::from_utf8_lossy(&self.sent[connection].borrow()).into_owned()
+        }
+    }
+
+    fn event(id: &str) -> Event {
+        Event {
+            id: id.into(),
+            event_type: "order.created".into(),
+            occurred_at: 1_700_000_000_000,
+            payload: br#"{"n":1}"#.to_vec(),
+            attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_connection_serves_batch_after_batch_and_creates_the_table_once() {
+        let mut script = logged_in();
+        script.extend(backend(b'C', b"CREATE TABLE\x00"));
+        script.extend(backend(b'Z', b"I"));
+        for _ in 0..3 {
+            script.extend(complete("INSERT 0 2"));
+        }
+        let mut pg = Harness::new(true, vec![script]);
+        for n in 0..3 {
+            let results = pg.deliver(&[event(&format!("a{n}")), event(&format!("b{n}"))]);
+            assert_eq!(results.len(), 2);
+            for result in results {
+                let delivered = result.unwrap_or_else(|f| panic!("{}", f.message));
+                assert_eq!(
+                    delivered.response_excerpt.as_deref(),
+                    Some("2 rows inserted into \"events\", 0 already there")
+                );
+            }
+        }
+        assert_eq!(pg.sent.len(), 1, "one connection");
+        let sent = pg.sent(0);
+        assert_eq!(sent.matches("CREATE TABLE IF NOT EXISTS").count(), 1);
+        assert_eq!(sent.matches("INSERT INTO").count(), 3);
+        assert!(sent.contains("a2") && sent.contains("b2"));
+
+        drop(pg.session);
+        let sent = pg.sent[0].borrow();
+        assert_eq!(&sent[sent.len() - 5..], b"X\0\0\0\x04", "Terminate on drop");
+    }
+
+    #[test]
+    fn a_server_error_fails_the_batch_and_keeps_the_connection() {
+        let script = [
+            logged_in(),
+            error("ERROR", "42P01", "relation \"events\" does not exist"),
+            backend(b'Z', b"I"),
+            complete("INSERT 0 1"),
+        ]
+        .concat();
+        let mut pg = Harness::new(false, vec![script]);
+        let failed = pg.deliver(&[event("a"), event("b")]);
+        for result in &failed {
+            let failure = result.as_ref().err().unwrap();
+            assert_eq!(failure.kind, FailureKind::Permanent);
+            assert!(failure.message.contains("42P01"), "{}", failure.message);
+        }
+        assert!(pg.session.connection.is_connected());
+        assert!(pg.deliver(&[event("c")])[0].is_ok());
+        assert_eq!(pg.sent.len(), 1, "the connection was kept");
+        assert!(!pg.sent(0).contains("CREATE TABLE"), "create_table is off");
+    }
+
+    #[test]
+    fn a_table_dropped_under_a_kept_connection_is_created_again() {
+        let created = [backend(b'C', b"CREATE TABLE\x00"), backend(b'Z', b"I")].concat();
+        let script = [
+            logged_in(),
+            created.clone(),
+            complete("INSERT 0 1"),
+            error("ERROR", "42P01", "relation \"events\" does not exist"),
+            backend(b'Z', b"I"),
+            created,
+            complete("INSERT 0 1"),
+        ]
+        .concat();
+        let mut pg = Harness::new(true, vec![script]);
+        assert!(pg.deliver(&[event("a")])[0].is_ok());
+        let results = pg.deliver(&[event("b")]);
+        assert!(
+            results[0].is_ok(),
+            "{:?}",
+            results[0].as_ref().err().map(|f| &f.message)
+        );
+        assert_eq!(pg.sent.len(), 1);
+        assert_eq!(pg.sent(0).matches("CREATE TABLE IF NOT EXISTS").count(), 2);
+    }
+
+    #[test]
+    fn a_connection_closed_between_batches_is_dialled_again() {
+        let first = [
+            logged_in(),
+            complete("INSERT 0 1"),
+            // Closed while idle: what a server shutting down sends before it hangs up.
+            error(
+                "FATAL",
+                "57P01",
+                "terminating connection due to administrator command",
+            ),
+        ]
+        .concat();
+        let second = [logged_in(), complete("INSERT 0 1")].concat();
+        let mut pg = Harness::new(false, vec![first, second]);
+        assert!(pg.deliver(&[event("a")])[0].is_ok());
+        let results = pg.deliver(&[event("b")]);
+        assert!(
+            results[0].is_ok(),
+            "{:?}",
+            results[0].as_ref().err().map(|f| &f.message)
+        );
+        assert_eq!(pg.sent.len(), 2, "dialled once more");
+        assert!(pg.sent(1).contains("INSERT INTO"));
+    }
+
+    #[test]
+    fn a_broken_connection_is_dropped_and_the_batch_is_retryable() {
+        // Fresh connection, no answer to the INSERT: nothing to repeat on, the batch fails.
+        let mut pg = Harness::new(false, vec![logged_in()]);
+        let results = pg.deliver(&[event("a"), event("b")]);
+        for result in results {
+            let failure = result.err().unwrap();
+            assert_eq!(failure.kind, FailureKind::Retryable);
+            assert!(
+                failure.message.contains("closed the connection"),
+                "{}",
+                failure.message
+            );
+        }
+        assert!(!pg.session.connection.is_connected());
+    }
+
+    #[test]
+    fn a_refused_login_fails_every_event_and_keeps_nothing() {
+        let script = error(
+            "FATAL",
+            "28P01",
+            "password authentication failed for user \"app\"",
+        );
+        let mut pg = Harness::new(true, vec![script]);
+        for result in pg.deliver(&[event("a"), event("b")]) {
+            let failure = result.err().unwrap();
+            assert_eq!(failure.kind, FailureKind::Permanent);
+            assert!(failure.message.contains("28P01"), "{}", failure.message);
+        }
+        assert!(!pg.session.connection.is_connected());
+    }
+
+    #[test]
+    fn an_event_that_cannot_be_a_row_fails_alone() {
+        let mut pg = Harness::new(false, vec![[logged_in(), complete("INSERT 0 1")].concat()]);
+        let mut bad = event("bad");
+        bad.payload = vec![0xff, 0xfe];
+        let results = pg.deliver(&[bad, event("good")]);
+        assert_eq!(
+            results[0].as_ref().err().unwrap().kind,
+            FailureKind::Permanent
+        );
+        assert!(results[1].is_ok());
+        let sent = pg.sent(0);
+        assert!(sent.contains("good") && !sent.contains("bad"));
+        assert!(sent.contains("($1, $2, $3, $4) ON CONFLICT"), "one row");
     }
 
     #[test]

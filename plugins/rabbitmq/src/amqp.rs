@@ -461,6 +461,38 @@ pub fn decode_method(payload: &[u8]) -> Result<Method, ReadError> {
     })
 }
 
+/// The `message-id` property in the payload of a content header frame: how a returned message
+/// (which carries no delivery tag) is told apart from the others of its batch.
+pub fn header_message_id(payload: &[u8]) -> Result<Option<String>, ReadError> {
+    let mut d = Decoder { buf: payload };
+    d.take(12)?; // class, weight, body size
+    let flags = d.u16()?;
+    // Bit 0 says another flags word follows; the property list comes after the last one.
+    let mut more = flags & 1 == 1;
+    while more {
+        more = d.u16()? & 1 == 1;
+    }
+    // Properties are listed in flag order, from bit 15 down; message-id is bit 7.
+    for bit in (7..=15).rev() {
+        if flags & (1 << bit) == 0 {
+            continue;
+        }
+        match bit {
+            7 => return Ok(Some(d.short_str()?)),
+            13 => {
+                d.long_bytes()?; // headers: a field table
+            }
+            12 | 11 => {
+                d.u8()?; // delivery-mode, priority
+            }
+            _ => {
+                d.short_str()?; // content-type, -encoding, correlation-id, reply-to, expiration
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Whether a close with this reply code may succeed when tried again later. AMQP's soft errors
 /// about routing and resources, and the broker going away, may; refused logins, missing
 /// exchanges or vhosts, and protocol errors will not.
@@ -685,6 +717,36 @@ mod tests {
         let mut bad_end = framed(FRAME_BODY, 1, b"x");
         *bad_end.last_mut().unwrap() = 0;
         assert!(read_frame(&mut &bad_end[..], 10).is_err());
+    }
+
+    #[test]
+    fn finds_the_message_id_of_a_returned_message() {
+        // The content header pika encodes in `content_header_matches_pika`, without the frame.
+        let pika = hex(
+            "003c0000000000000000000d90e8106170706c69636174696f6e2f6a736f6e02
+             056576745f31000000006553f1000d6f726465722e6372656174656408707573687261696c",
+        );
+        assert_eq!(header_message_id(&pika).unwrap().as_deref(), Some("evt_1"));
+        // Headers table before it, as `headers_table_matches_pika` encodes it, but with an id.
+        let properties = Properties {
+            content_type: Some("application/json".into()),
+            headers: Some(vec![
+                ("a".into(), Value::LongString(b"b".to_vec())),
+                ("t".into(), Value::Bool(true)),
+            ]),
+            delivery_mode: Some(1),
+            message_id: Some("evt_2".into()),
+            ..Properties::default()
+        };
+        let header = content_header(3, &properties).unwrap();
+        assert_eq!(
+            header_message_id(&header).unwrap().as_deref(),
+            Some("evt_2")
+        );
+        // No message id: headers only (pika's bytes).
+        let no_id = hex("003c0000000000000000000020000000000c016153000000016201747401");
+        assert_eq!(header_message_id(&no_id).unwrap(), None);
+        assert!(header_message_id(&pika[..20]).is_err(), "cut short");
     }
 
     #[test]

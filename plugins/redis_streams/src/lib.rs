@@ -1,16 +1,16 @@
 //! The `redis_streams` destination: one `XADD` per event to a Redis stream.
 //!
-//! One connection per batch. `AUTH` and `SELECT` go first and are answered before anything is
-//! written; then the batch's `XADD`s travel in one pipelined `MULTI`/`EXEC`, so a batch lands
-//! whole or not at all (a connection lost before `EXEC` leaves nothing behind). Frames are
-//! encoded and decoded with `redis-protocol` (RESP2).
+//! The session keeps one connection, on which `AUTH` and `SELECT` were sent and answered once
+//! (nothing is written with a refused login). Each batch's `XADD`s travel pipelined in one
+//! write, and each reply answers for its event: an error reply fails that event alone. Frames
+//! are encoded and decoded with `redis-protocol` (RESP2).
 
 use std::io::Write;
-use std::time::Duration;
 
 use pushrail_plugin_sdk::credential::kinds::{Basic, Secret};
 use pushrail_plugin_sdk::net::{io_failure, TcpStream};
 use pushrail_plugin_sdk::prelude::*;
+use pushrail_plugin_sdk::settings;
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode;
 use redis_protocol::resp2::types::{OwnedFrame, Resp2Frame as _};
@@ -34,7 +34,7 @@ pub struct Config {
     /// `MAXLEN ~ n` (efficient, may keep a few more) rather than `MAXLEN = n`.
     #[serde(default = "yes")]
     approximate: bool,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "settings::default_timeout_ms")]
     timeout_ms: u64,
 }
 
@@ -46,14 +46,15 @@ fn yes() -> bool {
     true
 }
 
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-
 /// Replies larger than this are not expected from these commands.
 const MAX_REPLY: usize = 4 * 1024 * 1024;
 
-struct RedisStreams;
+struct RedisStreams {
+    config: Config,
+    /// The `AUTH` command of the credential, when there is one.
+    auth: Option<OwnedFrame>,
+    connection: Warm<Connection>,
+}
 
 impl Destination for RedisStreams {
     type Config = Config;
@@ -86,9 +87,7 @@ impl Destination for RedisStreams {
                     "type": "boolean", "title": "Approximate trimming", "default": true,
                     "description": "MAXLEN ~ n: much cheaper for Redis, may keep slightly more than n entries."
                 },
-                "timeout_ms": {
-                    "type": "integer", "title": "Timeout (ms)", "minimum": 1000, "maximum": 60000, "default": 10000
-                }
+                "timeout_ms": settings::timeout_schema()
             }
         }))
         .credentials(
@@ -118,19 +117,12 @@ impl Destination for RedisStreams {
     fn validate(config: &Config) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if config.stream.trim().is_empty() {
-            errors.push(FieldError {
-                field: "stream".into(),
-                message: "must not be blank".into(),
-            });
+            errors.push(FieldError::new("stream", "must not be blank"));
         }
         errors
     }
 
-    fn deliver(
-        config: Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult {
+    fn open(config: Config, credential: Option<Credential>) -> Result<Self, Failure> {
         let auth = match &credential {
             None => None,
             Some(c) if c.kind == "basic" => {
@@ -152,78 +144,44 @@ impl Destination for RedisStreams {
                 )))
             }
         };
-        let timeout = Duration::from_millis(config.timeout_ms.clamp(1000, 60_000));
-        let mut stream =
-            TcpStream::connect_timeout(&config.host, config.port, config.tls, timeout)?;
-        stream.set_read_timeout(Some(timeout));
-        let mut redis = Connection {
-            stream,
-            buf: Vec::new(),
-        };
-
-        // Login and database first: nothing is written unless both were accepted.
-        let mut setup = Vec::new();
-        if let Some(auth) = auth {
-            setup.push(auth);
-        }
-        if config.database != 0 {
-            setup.push(command(&[
-                b"SELECT",
-                config.database.to_string().as_bytes(),
-            ]));
-        }
-        if !setup.is_empty() {
-            for reply in redis.call(&setup, "logging in")? {
-                if let OwnedFrame::Error(e) = reply {
-                    return Err(classify(&e));
-                }
-            }
-        }
-
-        let mut batch = vec![command(&[b"MULTI"])];
-        batch.extend(events.iter().map(|e| xadd(&config, e)));
-        batch.push(command(&[b"EXEC"]));
-        let replies = redis.call(&batch, "adding to the stream")?;
-        // MULTI's +OK, each XADD's +QUEUED (or the error that will abort the transaction), EXEC.
-        if let Some(e) = replies.iter().find_map(|r| match r {
-            OwnedFrame::Error(e) if !e.starts_with("EXECABORT") => Some(e),
-            _ => None,
-        }) {
-            return Err(classify(e));
-        }
-        let ids = match replies.last() {
-            Some(OwnedFrame::Array(results)) => results,
-            Some(OwnedFrame::Error(e)) => return Err(classify(e)),
-            other => {
-                return Err(Failure::retryable(format!(
-                    "unexpected answer to EXEC: {other:?}"
-                )))
-            }
-        };
-        let mut added = Vec::with_capacity(ids.len());
-        for result in ids {
-            match result {
-                OwnedFrame::BulkString(id) => added.push(String::from_utf8_lossy(id).into_owned()),
-                OwnedFrame::Error(e) => return Err(classify(e)),
-                other => {
-                    return Err(Failure::retryable(format!(
-                        "unexpected answer to XADD: {other:?}"
-                    )))
-                }
-            }
-        }
-        let _ = redis.send(&[command(&[b"QUIT"])]);
-        Ok(Delivered {
-            status_code: None,
-            response_excerpt: Some(format!(
-                "{} entries added to {} ({} .. {})",
-                added.len(),
-                config.stream,
-                added.first().map(String::as_str).unwrap_or("-"),
-                added.last().map(String::as_str).unwrap_or("-"),
-            )),
+        Ok(Self {
+            config,
+            auth,
+            connection: Warm::new(),
         })
     }
+
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        let (config, auth) = (&self.config, self.auth.as_ref());
+        add_batch(
+            &mut self.connection,
+            || Connection::dial(config, auth),
+            config,
+            events,
+        )
+    }
+}
+
+impl Drop for RedisStreams {
+    /// The host drops the session: `QUIT`, without waiting for the answer.
+    fn drop(&mut self) {
+        if let Some(mut redis) = self.connection.take() {
+            let _ = redis.send(&[command(&[b"QUIT"])]);
+        }
+    }
+}
+
+/// Adds a batch on the kept connection (dialling one when there is none) and answers for each
+/// event; see [`Warm::deliver`] for when a failed connection is dialled again.
+fn add_batch<S: Transport>(
+    connection: &mut Warm<Connection<S>>,
+    connect: impl FnMut() -> Result<Connection<S>, Failure>,
+    config: &Config,
+    events: &[Event],
+) -> Vec<DeliveryResult> {
+    connection.deliver(events, connect, |redis, results| {
+        redis.add(config, events, results)
+    })
 }
 
 fn command(parts: &[&[u8]]) -> OwnedFrame {
@@ -287,12 +245,109 @@ fn classify(error: &str) -> Failure {
     Failure::permanent(message)
 }
 
-struct Connection {
-    stream: TcpStream,
+/// What a connection runs over: the host's TCP stream, or a scripted server in the tests.
+trait Transport: Write {
+    /// Reads what has arrived; a closed connection is a retryable failure.
+    fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure>;
+}
+
+impl Transport for TcpStream {
+    fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure> {
+        TcpStream::read_chunk(self, doing, chunk)
+    }
+}
+
+/// A connection past `AUTH` and `SELECT`.
+struct Connection<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
 impl Connection {
+    /// Connects, then logs in and selects the database: nothing is written unless both were
+    /// accepted.
+    fn dial(config: &Config, auth: Option<&OwnedFrame>) -> Result<Self, Failure> {
+        let timeout = settings::timeout(config.timeout_ms);
+        let mut stream =
+            TcpStream::connect_timeout(&config.host, config.port, config.tls, timeout)?;
+        stream.set_read_timeout(Some(timeout));
+        let mut redis = Connection::new(stream);
+        redis.login(auth, config.database)?;
+        Ok(redis)
+    }
+}
+
+impl<S: Transport> Connection<S> {
+    fn new(stream: S) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn login(&mut self, auth: Option<&OwnedFrame>, database: u32) -> Result<(), Failure> {
+        let mut setup = Vec::new();
+        if let Some(auth) = auth {
+            setup.push(auth.clone());
+        }
+        if database != 0 {
+            setup.push(command(&[b"SELECT", database.to_string().as_bytes()]));
+        }
+        if !setup.is_empty() {
+            for reply in self.call(&setup, "logging in")? {
+                if let OwnedFrame::Error(e) = reply {
+                    return Err(classify(&e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an `XADD` for each event, in one write, and writes each reply into `results`.
+    /// `Err`: the connection failed; the events without a reply get the failure.
+    fn add(
+        &mut self,
+        config: &Config,
+        events: &[Event],
+        results: &mut [Option<DeliveryResult>],
+    ) -> Result<(), Failure> {
+        let commands: Vec<OwnedFrame> = events.iter().map(|event| xadd(config, event)).collect();
+        self.send(&commands)?;
+        let mut added = Vec::new();
+        let mut failure = None;
+        for (index, result) in results.iter_mut().enumerate() {
+            let reply = match self.reply("adding to the stream") {
+                Ok(reply) => reply,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            match reply {
+                OwnedFrame::BulkString(id) => {
+                    added.push((index, String::from_utf8_lossy(&id).into_owned()));
+                }
+                OwnedFrame::Error(e) => *result = Some(Err(classify(&e))),
+                other => {
+                    *result = Some(Err(Failure::retryable(format!(
+                        "unexpected answer to XADD: {other:?}"
+                    ))))
+                }
+            }
+        }
+        let n = added.len();
+        for (index, id) in added {
+            results[index] = Some(Ok(Delivered {
+                status_code: None,
+                response_excerpt: Some(format!(
+                    "{id}: 1 of {n} entries added to {}",
+                    config.stream
+                )),
+            }));
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
     fn send(&mut self, commands: &[OwnedFrame]) -> Result<(), Failure> {
         let mut out = Vec::new();
         for frame in commands {
@@ -348,7 +403,194 @@ export_destination!(RedisStreams);
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use pushrail_plugin_sdk::FailureKind::{Permanent, Retryable};
+
     use super::*;
+
+    /// A server that answers from a script, then closes the connection, and records what it
+    /// was sent.
+    struct Server {
+        replies: Vec<u8>,
+        written: Rc<RefCell<Vec<u8>>>,
+    }
+
+    impl Write for Server {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Server {
+        fn read_chunk(&mut self, doing: &str, chunk: &mut [u8]) -> Result<usize, Failure> {
+            if self.replies.is_empty() {
+                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return Err(io_failure(doing, &eof));
+            }
+            // A few bytes at a time: replies split across reads.
+            let n = chunk.len().min(self.replies.len()).min(7);
+            chunk[..n].copy_from_slice(&self.replies[..n]);
+            self.replies.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn connection(replies: &str) -> (Connection<Server>, Rc<RefCell<Vec<u8>>>) {
+        let written = Rc::new(RefCell::new(Vec::new()));
+        let server = Server {
+            replies: replies.as_bytes().to_vec(),
+            written: Rc::clone(&written),
+        };
+        (Connection::new(server), written)
+    }
+
+    /// Dials the given connections in turn, then fails.
+    fn dials(
+        connections: Vec<Connection<Server>>,
+    ) -> impl FnMut() -> Result<Connection<Server>, Failure> {
+        let mut connections = connections.into_iter();
+        move || {
+            connections
+                .next()
+                .ok_or_else(|| Failure::retryable("dialled once too often"))
+        }
+    }
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| Event {
+                id: format!("evt_{i}"),
+                ..event()
+            })
+            .collect()
+    }
+
+    fn xadds(written: &[u8]) -> usize {
+        let needle = b"$4\r\nXADD\r\n";
+        written
+            .windows(needle.len())
+            .filter(|w| w == needle)
+            .count()
+    }
+
+    fn kinds(results: &[DeliveryResult]) -> Vec<Option<FailureKind>> {
+        results
+            .iter()
+            .map(|r| r.as_ref().err().map(|f| f.kind))
+            .collect()
+    }
+
+    fn message(result: &DeliveryResult) -> &str {
+        &result.as_ref().unwrap_err().message
+    }
+
+    const ID_1: &str = "$15\r\n1700000000000-0\r\n";
+    const ID_2: &str = "$15\r\n1700000000000-1\r\n";
+
+    #[test]
+    fn an_error_reply_fails_its_event_alone() {
+        let replies = format!(
+            "{ID_1}-WRONGTYPE Operation against a key holding the wrong kind of value\r\n{ID_2}"
+        );
+        let (redis, written) = connection(&replies);
+        let mut warm = Warm::new();
+        let results = add_batch(&mut warm, dials(vec![redis]), &config(""), &events(3));
+        assert_eq!(kinds(&results), [None, Some(Permanent), None]);
+        assert!(message(&results[1]).contains("WRONGTYPE"));
+        let excerpt = results[2]
+            .as_ref()
+            .unwrap()
+            .response_excerpt
+            .clone()
+            .unwrap();
+        assert_eq!(excerpt, "1700000000000-1: 1 of 2 entries added to s");
+        assert!(
+            warm.is_connected(),
+            "an error reply leaves the connection usable"
+        );
+        assert_eq!(xadds(&written.borrow()), 3);
+        assert!(!String::from_utf8_lossy(&written.borrow()).contains("MULTI"));
+    }
+
+    #[test]
+    fn a_connection_lost_midway_fails_the_events_without_a_reply() {
+        let (redis, _) = connection(ID_1);
+        let mut warm = Warm::new();
+        let results = add_batch(&mut warm, dials(vec![redis]), &config(""), &events(3));
+        assert_eq!(kinds(&results), [None, Some(Retryable), Some(Retryable)]);
+        assert!(
+            message(&results[1]).contains("server closed the connection"),
+            "not dialled again after a reply: {}",
+            message(&results[1])
+        );
+        assert!(!warm.is_connected());
+    }
+
+    #[test]
+    fn a_kept_connection_closed_while_idle_is_dialled_again() {
+        // The server closes the connection after the first batch.
+        let (first, _) = connection(ID_1);
+        let (second, written) = connection(&format!("{ID_1}{ID_2}"));
+        let mut warm = Warm::new();
+        let mut dial = dials(vec![first, second]);
+        let results = add_batch(&mut warm, &mut dial, &config(""), &events(1));
+        assert_eq!(kinds(&results), [None]);
+        let results = add_batch(&mut warm, &mut dial, &config(""), &events(2));
+        assert_eq!(kinds(&results), [None, None]);
+        assert_eq!(xadds(&written.borrow()), 2);
+        assert!(warm.is_connected());
+    }
+
+    #[test]
+    fn login_and_database_are_answered_first() {
+        let auth = command(&[b"AUTH", b"user", b"pass"]);
+        let (mut redis, written) = connection("+OK\r\n+OK\r\n");
+        redis.login(Some(&auth), 3).unwrap();
+        assert_eq!(
+            String::from_utf8(written.borrow().clone()).unwrap(),
+            "*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$4\r\npass\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+        );
+
+        let (mut refused, _) =
+            connection("-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+        let failure = refused.login(Some(&auth), 0).unwrap_err();
+        assert_eq!(failure.kind, Permanent);
+        assert!(failure.message.contains("WRONGPASS"));
+
+        let (mut open, written) = connection("");
+        open.login(None, 0).unwrap();
+        assert!(written.borrow().is_empty(), "nothing to say");
+    }
+
+    #[test]
+    fn a_port_that_does_not_speak_resp_is_permanent() {
+        let (redis, _) = connection("HTTP/1.1 400 Bad Request\r\n\r\n");
+        let mut warm = Warm::new();
+        let results = add_batch(&mut warm, dials(vec![redis]), &config(""), &events(2));
+        assert_eq!(kinds(&results), [Some(Permanent), Some(Permanent)]);
+        assert!(message(&results[0]).contains("not RESP"));
+        assert!(!warm.is_connected());
+    }
+
+    #[test]
+    fn schema_keeps_the_timeout_setting() {
+        let described = pushrail_plugin_sdk::glue::describe::<RedisStreams>();
+        let schema: serde_json::Value = serde_json::from_str(&described.config_schema).unwrap();
+        assert_eq!(
+            schema["properties"]["timeout_ms"],
+            json!({ "type": "integer", "title": "Timeout (ms)", "minimum": 1000, "maximum": 60000, "default": 10000 })
+        );
+        assert_eq!(config("").timeout_ms, 10_000);
+        let blank: Config = serde_json::from_str(r#"{"host":"h","stream":" "}"#).unwrap();
+        assert_eq!(RedisStreams::validate(&blank)[0].field, "stream");
+    }
 
     fn encoded(frame: &OwnedFrame) -> String {
         let mut out = vec![0u8; frame.encode_len(false)];

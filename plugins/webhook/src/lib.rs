@@ -1,4 +1,6 @@
 //! The `webhook` destination: one HTTPS POST per event, signed with the Standard Webhooks scheme.
+//! A batch's requests go out concurrently (at most `max_in_flight` at once), each event with its
+//! own signature, `webhook-id` (the receiver's idempotency key) and outcome.
 
 mod signature;
 
@@ -6,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pushrail_plugin_sdk::prelude::*;
+use pushrail_plugin_sdk::settings;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,12 +20,15 @@ pub struct Config {
     url: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "settings::default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default = "default_max_in_flight")]
+    max_in_flight: u32,
 }
 
-fn default_timeout_ms() -> u64 {
-    10_000
+/// Requests of one destination in flight at once, unless its config says otherwise.
+fn default_max_in_flight() -> u32 {
+    16
 }
 
 /// Headers the plugin sets itself; a custom header must not override them.
@@ -36,7 +42,10 @@ const RESERVED_HEADERS: &[&str] = &[
     "authorization",
 ];
 
-struct Webhook;
+struct Webhook {
+    config: Config,
+    auth: Auth,
+}
 
 impl Destination for Webhook {
     type Config = Config;
@@ -62,9 +71,11 @@ impl Destination for Webhook {
                     "additionalProperties": { "type": "string", "maxLength": 4096 },
                     "maxProperties": 32
                 },
-                "timeout_ms": {
-                    "type": "integer", "title": "Timeout (ms)",
-                    "minimum": 1000, "maximum": 60000, "default": 10000
+                "timeout_ms": settings::timeout_schema(),
+                "max_in_flight": {
+                    "type": "integer", "title": "Requests in flight",
+                    "description": "How many of this endpoint's events are sent at once.",
+                    "minimum": 1, "maximum": 64, "default": 16
                 }
             }
         }))
@@ -82,42 +93,69 @@ impl Destination for Webhook {
             }),
             false,
         )
-        // One event per request is what Standard Webhooks receivers expect.
-        .max_batch_size(1)
+        // One event per request is what Standard Webhooks receivers expect; a batch is a set of
+        // requests sent concurrently.
+        .max_batch_size(100)
     }
 
     fn validate(config: &Config) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if let Err(e) = http::Request::post(&config.url) {
-            errors.push(field("url", &e.message));
+            errors.push(FieldError::new("url", e.message));
         }
         for name in config.headers.keys() {
             if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                errors.push(field(
-                    &format!("headers.{name}"),
+                errors.push(FieldError::new(
+                    format!("headers.{name}"),
                     "this header is set by Pushrail",
                 ));
             } else if !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
             {
-                errors.push(field(&format!("headers.{name}"), "not a valid header name"));
+                errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "not a valid header name",
+                ));
             }
         }
         errors
     }
 
-    fn deliver(
-        config: Config,
-        credential: Option<Credential>,
-        events: Vec<Event>,
-    ) -> DeliveryResult {
+    fn open(config: Config, credential: Option<Credential>) -> Result<Self, Failure> {
         let auth = Auth::from_credential(credential.as_ref())?;
-        let mut delivered = Delivered::default();
-        for event in events {
-            delivered = post(&config, &auth, &event)?;
+        Ok(Self { config, auth })
+    }
+
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        let requests = events
+            .iter()
+            .map(|event| request(&self.config, &self.auth, event))
+            .collect::<Vec<_>>();
+        let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(events.len());
+        let mut to_send = Vec::new();
+        for request in requests {
+            match request {
+                Ok(request) => {
+                    results.push(None);
+                    to_send.push(Ok(request));
+                }
+                Err(failure) => results.push(Some(Err(failure))),
+            }
         }
-        Ok(delivered)
+        let mut answers =
+            http::send_all(to_send, self.config.max_in_flight.clamp(1, 64) as usize).into_iter();
+        results
+            .into_iter()
+            .map(|result| match result {
+                Some(failure) => failure,
+                None => match answers.next() {
+                    Some(Ok(response)) => response.into_result(),
+                    Some(Err(error)) => Err(error.into()),
+                    None => Err(Failure::retryable("the request was not sent")),
+                },
+            })
+            .collect()
     }
 }
 
@@ -161,7 +199,8 @@ impl Auth {
     }
 }
 
-fn post(config: &Config, auth: &Auth, event: &Event) -> DeliveryResult {
+/// The signed request for one event.
+fn request(config: &Config, auth: &Auth, event: &Event) -> Result<http::Request, Failure> {
     let occurred_at = time::OffsetDateTime::UNIX_EPOCH + Duration::from_millis(event.occurred_at);
     let occurred_at = occurred_at
         .format(&time::format_description::well_known::Rfc3339)
@@ -176,7 +215,7 @@ fn post(config: &Config, auth: &Auth, event: &Event) -> DeliveryResult {
     .permanent("encoding the body")?;
 
     let mut request = http::Request::post(&config.url)?
-        .timeout(Duration::from_millis(config.timeout_ms.clamp(1000, 60_000)))
+        .timeout(settings::timeout(config.timeout_ms))
         .header("webhook-id", &event.id);
     for (name, value) in &config.headers {
         request = request.header(name, value);
@@ -194,14 +233,7 @@ fn post(config: &Config, auth: &Auth, event: &Event) -> DeliveryResult {
         }
         Auth::Header(value) => request = request.header("authorization", value),
     }
-    request.json_body(body).send()?.into_result()
-}
-
-fn field(name: &str, message: &str) -> FieldError {
-    FieldError {
-        field: name.to_owned(),
-        message: message.to_owned(),
-    }
+    Ok(request.json_body(body))
 }
 
 export_destination!(Webhook);

@@ -12,7 +12,12 @@ pub struct Config {
     port: u16,
 }
 
-struct Hostile;
+struct Hostile {
+    config: Config,
+    /// Set at open, so a test can tell one session from another.
+    session_id: u64,
+    calls: u64,
+}
 
 impl Destination for Hostile {
     type Config = Config;
@@ -31,11 +36,64 @@ impl Destination for Hostile {
         )
     }
 
-    fn deliver(
-        config: Config,
-        _credential: Option<Credential>,
-        _events: Vec<Event>,
-    ) -> DeliveryResult {
+    fn open(config: Config, _credential: Option<Credential>) -> Result<Self, Failure> {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|e| Failure::permanent(e.to_string()))?;
+        Ok(Self {
+            config,
+            session_id: u64::from_le_bytes(bytes),
+            calls: 0,
+        })
+    }
+
+    fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
+        self.calls += 1;
+        match self.config.behaviour.as_str() {
+            // Which session answered, and how many batches it has seen.
+            "session" => all(
+                events,
+                Ok(Delivered {
+                    status_code: None,
+                    response_excerpt: Some(format!(
+                        "session {:016x} call {}",
+                        self.session_id, self.calls
+                    )),
+                }),
+            ),
+            // Like `session`, but its second batch panics: the host must not reuse it after.
+            "session-panic" if self.calls == 2 => panic!("hostile session panicked on purpose"),
+            "session-panic" => all(
+                events,
+                Ok(Delivered {
+                    status_code: None,
+                    response_excerpt: Some(format!(
+                        "session {:016x} call {}",
+                        self.session_id, self.calls
+                    )),
+                }),
+            ),
+            // Refuses the events whose payload says `"refuse": true`, delivers the rest.
+            "partial" => events
+                .iter()
+                .map(|event| {
+                    let payload: serde_json::Value =
+                        serde_json::from_slice(&event.payload).unwrap_or_default();
+                    if payload["refuse"] == true {
+                        Err(Failure::permanent(format!("refused {}", event.id)))
+                    } else {
+                        Ok(Delivered::default())
+                    }
+                })
+                .collect(),
+            // A plugin bug: answers for the first event only.
+            "omit" => vec![Ok(Delivered::default())],
+            _ => all(events, behave(&self.config)),
+        }
+    }
+}
+
+fn behave(config: &Config) -> DeliveryResult {
+    {
         match config.behaviour.as_str() {
             "loop" => {
                 let mut n: u64 = 0;

@@ -7,8 +7,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use super::bindings::pushrail::destination::types::DestinationType;
-use super::PluginInfo;
+use crate::types::{PluginInfo, RawDescription};
 
 /// Compiles `path`, or loads the artifact compiled from the same bytes on an earlier start.
 /// Artifacts are keyed by the component's hash and the engine's compatibility hash; one that no
@@ -17,7 +16,10 @@ pub fn compile_cached(engine: &Engine, path: &Path, cache_dir: &Path) -> anyhow:
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating {}", cache_dir.display()))?;
-    let digest = crate::vault::hex(&Sha256::digest(&bytes));
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let engine_hash = {
         use std::hash::{Hash as _, Hasher as _};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -49,7 +51,10 @@ pub fn compile_cached(engine: &Engine, path: &Path, cache_dir: &Path) -> anyhow:
     Ok(unsafe { Component::deserialize(engine, &artifact) }?)
 }
 
-pub fn check_description(raw: DestinationType) -> anyhow::Result<PluginInfo> {
+pub fn check_description(
+    raw: RawDescription,
+    wit_version: &'static str,
+) -> anyhow::Result<PluginInfo> {
     let valid_id = !raw.id.is_empty()
         && raw.id.len() <= 64
         && raw
@@ -79,5 +84,6 @@ pub fn check_description(raw: DestinationType) -> anyhow::Result<PluginInfo> {
         credential_kinds: raw.credential_kinds,
         credential_required: raw.credential_required,
         max_batch_size: raw.max_batch_size.max(1),
+        wit_version,
     })
 }

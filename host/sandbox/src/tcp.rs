@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::bindings::pushrail::destination::net::NetError;
-use super::egress::{EgressPolicy, ResolveError};
+use crate::egress::{EgressPolicy, ResolveError};
+use crate::types::NetError;
 
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}

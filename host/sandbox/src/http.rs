@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
 
-use super::egress::{Denied, EgressPolicy, NetLimits, PolicyResolver, ResolveError};
+use crate::egress::{Denied, EgressPolicy, NetLimits, PolicyResolver, ResolveError};
 
 type WasiBody = wasmtime_wasi_http::WasiBody;
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
