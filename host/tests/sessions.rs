@@ -512,3 +512,62 @@ async fn sixteen_looping_plugins_do_not_stall_the_api_or_another_customers_deliv
     );
     assert_eq!(still_looping, 16, "the loops were running the whole time");
 }
+
+#[tokio::test]
+async fn one_destination_never_has_more_batches_in_flight_than_its_cap() {
+    let slow = Receiver::start().await;
+    slow.set_delay(Duration::from_millis(300));
+    // One event per batch, so twelve events are twelve batches of the same destination.
+    let host = Host::start(&[
+        "--batch-size",
+        "1",
+        "--destination-concurrency",
+        "2",
+        "--retry-schedule",
+        "0s",
+    ])
+    .await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust").await;
+    customer.webhook(&slow.url, SECRET).await;
+    let payloads: Vec<Value> = (0..12).map(|i| json!({ "i": i })).collect();
+    publish_batch(&vendor, "cust", &payloads).await;
+    let deliveries = settled(&customer, 12).await;
+    assert!(deliveries.values().all(|d| d["status"] == "succeeded"));
+    assert_eq!(slow.count(), 12, "each event sent once");
+    assert!(
+        slow.max_in_flight() <= 2,
+        "at most two batches of the destination at once, saw {}",
+        slow.max_in_flight()
+    );
+    assert_eq!(slow.max_in_flight(), 2, "and the cap was used");
+}
+
+#[tokio::test]
+async fn the_apis_own_plugin_calls_have_their_own_bounded_capacity() {
+    let slow = Receiver::start().await;
+    slow.set_delay(Duration::from_millis(500));
+    let host = Host::start(&["--api-plugin-calls", "1", "--retry-schedule", "0s"]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust").await;
+    let destination = customer.webhook(&slow.url, SECRET).await;
+    let path = format!(
+        "/embed/v1/destinations/{}/test",
+        destination["id"].as_str().unwrap()
+    );
+    // Four test events at once, one API plugin call at a time: each waits its turn and
+    // succeeds; the receiver never sees two of them at once.
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            let customer = &customer;
+            async move { customer.call("POST", &path, None).await }
+        })
+        .collect();
+    for (status, answer) in futures::future::join_all(calls).await {
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["attempt"]["outcome"], "succeeded", "{answer}");
+    }
+    assert_eq!(slow.count(), 4);
+    assert_eq!(slow.max_in_flight(), 1, "one API plugin call at a time");
+}

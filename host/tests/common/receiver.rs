@@ -39,6 +39,9 @@ struct Inner {
     body: Vec<u8>,
     /// Requests whose body holds one of these answer 400.
     refused: Vec<String>,
+    /// Requests being answered right now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 #[derive(Clone)]
@@ -98,6 +101,11 @@ impl Receiver {
         self.inner.lock().unwrap().delay = delay;
     }
 
+    /// The most requests this receiver was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.clone()
     }
@@ -133,6 +141,8 @@ async fn record(
         } else {
             inner.script.pop_front().unwrap_or(inner.default_status)
         };
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         (
             status,
             inner.delay,
@@ -143,6 +153,7 @@ async fn record(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    inner.lock().unwrap().in_flight -= 1;
     if let Some(location) = redirect {
         return (
             StatusCode::FOUND,
