@@ -571,3 +571,70 @@ async fn the_apis_own_plugin_calls_have_their_own_bounded_capacity() {
     assert_eq!(slow.count(), 4);
     assert_eq!(slow.max_in_flight(), 1, "one API plugin call at a time");
 }
+
+#[tokio::test]
+async fn a_warm_webhook_session_sends_thousands_of_events_without_exhausting_its_instance() {
+    // More requests than one instance's resource table holds (4096): anything a request leaves
+    // behind in the table would trap the session before the end.
+    let receiver = Receiver::start().await;
+    let host = Host::start(&["--destination-concurrency", "1"]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    let total = 5000;
+    for chunk in 0..total / 1000 {
+        let payloads: Vec<Value> = (0..1000)
+            .map(|i| json!({ "n": chunk * 1000 + i }))
+            .collect();
+        publish_batch(&vendor, "cust", &payloads).await;
+    }
+    eventually(
+        "every event to arrive",
+        Duration::from_secs(120),
+        || async { (receiver.count() >= total).then_some(()) },
+    )
+    .await;
+    let requests = receiver.requests();
+    let distinct: std::collections::HashSet<&str> = requests
+        .iter()
+        .filter_map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(distinct.len(), total, "every event arrived");
+    assert_eq!(requests.len(), total, "and none twice (no attempt failed)");
+}
+
+#[tokio::test]
+async fn a_webhook_endpoint_slower_than_its_timeout_is_a_retryable_timeout() {
+    let slow = Receiver::start().await;
+    slow.set_delay(Duration::from_secs(4));
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust").await;
+    let destination = customer
+        .create(
+            "/embed/v1/destinations",
+            json!({ "type": "webhook", "name": "slow", "config": { "url": slow.url, "timeout_ms": 1000 } }),
+        )
+        .await;
+    let (status, answer) = customer
+        .call(
+            "POST",
+            &format!(
+                "/embed/v1/destinations/{}/test",
+                destination["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let attempt = &answer["attempt"];
+    assert_eq!(attempt["outcome"], "retryable_error", "{attempt}");
+    assert!(
+        attempt["error"].as_str().unwrap().contains("timed out"),
+        "{attempt}"
+    );
+    assert!(
+        attempt["duration_ms"].as_i64().unwrap() < 4000,
+        "the plugin gave up before the receiver answered: {attempt}"
+    );
+}

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use crate::bindings::wasi::clocks::monotonic_clock;
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    Scheme,
 };
 use crate::bindings::wasi::io::poll::{poll, Pollable};
 use crate::bindings::wasi::io::streams::StreamError;
@@ -105,7 +106,7 @@ impl Request {
         self.header("content-type", "application/json").body(body)
     }
 
-    /// Bounds connect, first byte and the gaps between body chunks (default 30 s each).
+    /// How long to wait for the response to start (default 30 s); the host bounds the rest.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -113,10 +114,26 @@ impl Request {
 
     /// Sends the request and waits for the response.
     pub fn send(self) -> Result<Response, Error> {
-        finish(self.start()?)
+        let deadline = deadline_after(self.timeout);
+        let pending = self.start()?;
+        let timer = monotonic_clock::subscribe_instant(deadline);
+        let ready = {
+            let response = pending.subscribe();
+            poll(&[&response, &timer])
+        };
+        if !ready.contains(&0) {
+            // Dropping the pending response makes the host abandon the request.
+            return Err(Error::timed_out());
+        }
+        finish(pending)
     }
 
     /// Hands the request to the host and returns at once; the host sends it in the background.
+    ///
+    /// No `request-options`: wasmtime-wasi-http 48 keeps each request's options in the
+    /// instance's resource table after `handle` has taken them, so a warm session would fill its
+    /// table. The plugin enforces its timeout itself instead (dropping the pending response
+    /// abandons the request), and the host bounds connect and total time.
     fn start(self) -> Result<FutureIncomingResponse, Error> {
         let headers = Fields::new();
         for (name, value) in &self.headers {
@@ -153,15 +170,8 @@ impl Request {
             .set_path_with_query(Some(&path))
             .map_err(|()| refused("path"))?;
 
-        let options = RequestOptions::new();
-        let nanos = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
-        // The host clamps these to its own bounds; a refusal just keeps the host's defaults.
-        let _ = options.set_connect_timeout(Some(nanos));
-        let _ = options.set_first_byte_timeout(Some(nanos));
-        let _ = options.set_between_bytes_timeout(Some(nanos));
-
         let body = request.body().map_err(|()| refused("body"))?;
-        let pending = outgoing_handler::handle(request, Some(options)).map_err(Error::from_code)?;
+        let pending = outgoing_handler::handle(request, None).map_err(Error::from_code)?;
         {
             let stream = body.write().map_err(|()| refused("body stream"))?;
             for chunk in self.body.chunks(WRITE_CHUNK) {
@@ -176,45 +186,83 @@ impl Request {
 }
 
 /// Sends every request, at most `max_in_flight` at a time, and answers for each in the order
-/// given. The host runs them concurrently; the plugin waits on whichever finishes first.
+/// given. The host runs them concurrently; the plugin waits on whichever finishes first, and
+/// gives up on a request whose timeout has passed.
 pub fn send_all(
     requests: Vec<Result<Request, Error>>,
     max_in_flight: usize,
 ) -> Vec<Result<Response, Error>> {
+    struct Running {
+        index: usize,
+        deadline: monotonic_clock::Instant,
+        pollable: Pollable,
+        pending: FutureIncomingResponse,
+    }
     let mut results: Vec<Option<Result<Response, Error>>> =
         (0..requests.len()).map(|_| None).collect();
     let mut queue = requests.into_iter().enumerate();
-    let mut running: Vec<(usize, Pollable, FutureIncomingResponse)> = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
     loop {
         while running.len() < max_in_flight.max(1) {
             let Some((index, request)) = queue.next() else {
                 break;
             };
-            match request.and_then(Request::start) {
-                Ok(pending) => running.push((index, pending.subscribe(), pending)),
+            let started = request.and_then(|request| {
+                let deadline = deadline_after(request.timeout);
+                request.start().map(|pending| (deadline, pending))
+            });
+            match started {
+                Ok((deadline, pending)) => running.push(Running {
+                    index,
+                    deadline,
+                    pollable: pending.subscribe(),
+                    pending,
+                }),
                 Err(error) => results[index] = Some(Err(error)),
             }
         }
-        if running.is_empty() {
+        let Some(earliest) = running.iter().map(|r| r.deadline).min() else {
             break;
-        }
-        let mut ready: Vec<usize> = {
-            let pollables: Vec<&Pollable> = running.iter().map(|(_, p, _)| p).collect();
+        };
+        let timer = monotonic_clock::subscribe_instant(earliest);
+        let ready: Vec<usize> = {
+            let mut pollables: Vec<&Pollable> = running.iter().map(|r| &r.pollable).collect();
+            pollables.push(&timer);
             poll(&pollables).into_iter().map(|i| i as usize).collect()
         };
-        // Highest first, so each swap_remove moves in an entry already handled or not ready.
-        ready.sort_unstable_by(|a, b| b.cmp(a));
-        ready.dedup();
-        for position in ready {
-            let (index, pollable, pending) = running.swap_remove(position);
+        let now = monotonic_clock::now();
+        // Highest position first, so each swap_remove moves in an entry already looked at.
+        for position in (0..running.len()).rev() {
+            let done = ready.contains(&position);
+            let late = running[position].deadline <= now;
+            if !done && !late {
+                continue;
+            }
+            let Running {
+                index,
+                pollable,
+                pending,
+                ..
+            } = running.swap_remove(position);
             drop(pollable);
-            results[index] = Some(finish(pending));
+            // A request past its timeout is dropped unanswered: the host abandons it.
+            results[index] = Some(if done {
+                finish(pending)
+            } else {
+                Err(Error::timed_out())
+            });
         }
     }
     results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::retryable("the request was not sent"))))
         .collect()
+}
+
+/// The monotonic instant `timeout` from now.
+fn deadline_after(timeout: Duration) -> monotonic_clock::Instant {
+    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    monotonic_clock::now().saturating_add(nanos)
 }
 
 /// Reads the response of a request, waiting for it when it is not there yet.
@@ -284,6 +332,10 @@ impl Error {
             retryable: false,
             message: message.into(),
         }
+    }
+
+    fn timed_out() -> Self {
+        Self::retryable("timed out waiting for the response")
     }
 
     fn from_code(code: ErrorCode) -> Self {

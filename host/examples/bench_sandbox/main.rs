@@ -62,11 +62,14 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. One delivery at a time, through the destination's warm session.
-    let n = 500;
+    let n: u64 = std::env::var("BENCH_SEQUENTIAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let started = Instant::now();
     for i in 0..n {
         let delivered = deliver(&host, &plugin, &config, 0, i, 1).await;
-        anyhow::ensure!(delivered == 1, "a sequential delivery failed");
+        anyhow::ensure!(delivered == 1, "sequential delivery {i} failed");
     }
     let per_delivery = started.elapsed() / n as u32;
     println!(
@@ -140,8 +143,16 @@ async fn deliver(
         })
         .collect();
     match host.deliver(plugin, key, spec, events).await {
-        Ok(outcomes) => outcomes.iter().filter(|o| o.result.is_ok()).count(),
-        Err(_) => 0,
+        Ok(outcomes) => {
+            if let Some(Err(failure)) = outcomes.iter().map(|o| &o.result).find(|r| r.is_err()) {
+                eprintln!("webhook: {}", failure.message);
+            }
+            outcomes.iter().filter(|o| o.result.is_ok()).count()
+        }
+        Err(failure) => {
+            eprintln!("webhook: {}", failure.message);
+            0
+        }
     }
 }
 

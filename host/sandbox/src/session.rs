@@ -13,6 +13,11 @@ use crate::{bounded, v0_1, v0_2, Inner, InvokeError, Plugin};
 /// How long a session's destructor may take to say goodbye to its peers.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Calls one session serves before it is replaced by a fresh one. Bounds what a slow leak (in a
+/// plugin's memory, or in its resource table) can pile up in a long-lived instance; at one
+/// batch a second it still reopens only every quarter of an hour.
+const MAX_CALLS_PER_SESSION: u32 = 1000;
+
 /// What a session is opened with: the destination's config (JSON text) and its decrypted
 /// credential, which lives on only inside that destination's instance.
 pub struct SessionSpec {
@@ -144,6 +149,7 @@ enum GuestSession {
 pub(crate) struct Session {
     instance: Instance,
     session: GuestSession,
+    calls: u32,
 }
 
 impl Session {
@@ -177,7 +183,17 @@ impl Session {
                 GuestSession::V0_2(opened?)
             }
         };
-        Ok(Session { instance, session })
+        Ok(Session {
+            instance,
+            session,
+            calls: 0,
+        })
+    }
+
+    /// Whether the session may serve another batch. A 0.1.0 plugin was promised a fresh
+    /// instance per call (and its SDK leaked a resource per request), so it gets one.
+    fn reusable(&self) -> bool {
+        matches!(self.session, GuestSession::V0_2(_)) && self.calls < MAX_CALLS_PER_SESSION
     }
 
     async fn deliver(
@@ -185,6 +201,7 @@ impl Session {
         events: &[Event],
         timeout: Duration,
     ) -> Result<Vec<Outcome>, InvokeError> {
+        self.calls += 1;
         self.instance.start_call(timeout);
         let store = &mut self.instance.store;
         match (&self.instance.guest, &self.session) {
@@ -238,7 +255,11 @@ pub(crate) async fn deliver(
     };
     match session.deliver(&events, inner.limits.timeout).await {
         Ok(outcomes) => {
-            inner.warm.put(inner, key, session);
+            if session.reusable() {
+                inner.warm.put(inner, key, session);
+            } else {
+                inner.runtime.spawn(session.close());
+            }
             Ok(outcomes)
         }
         // A trapped or interrupted instance is not used again; its store goes with it.
