@@ -197,10 +197,12 @@ async fn the_template_plugin_loads_and_is_checked() {
         json!({ "url": "https://example.com/ingest" })
     );
     assert_eq!(report["validate"], json!([]));
+    assert_eq!(report["wit"], "pushrail:destination@0.2.0");
+    // The SDK's HTTP client sends through the host's batch import.
     assert!(report["imports"].as_array().unwrap().iter().any(|i| i
         .as_str()
         .unwrap()
-        .starts_with("wasi:http/outgoing-handler")));
+        .starts_with("pushrail:destination/http-batch")));
 
     let bad = std::process::Command::new(common::bin())
         .arg("--data-dir")

@@ -1,28 +1,21 @@
-//! A small blocking HTTP client over `wasi:http`.
+//! A small blocking HTTP client, sent by the host through `http-batch`.
 //!
-//! The host sends the request: it resolves the name, applies the egress policy, pools
-//! connections and bounds every timeout. Plugins never see a socket.
+//! The host sends the requests: it resolves names, applies the egress policy, pools connections
+//! and bounds every timeout. Plugins never see a socket. A batch of requests ([`send_all`]) is
+//! one host call, whatever its size.
 
 use std::time::Duration;
 
-use crate::bindings::wasi::clocks::monotonic_clock;
-use crate::bindings::wasi::http::outgoing_handler;
-use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
-    Scheme,
-};
-use crate::bindings::wasi::io::poll::{poll, Pollable};
-use crate::bindings::wasi::io::streams::StreamError;
+use crate::bindings::pushrail::destination::http_batch;
 use crate::{Delivered, Failure};
 
 /// Responses larger than this are cut; plugins only need status, headers and an excerpt.
-const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+const MAX_RESPONSE_BYTES: u32 = 1024 * 1024;
 const EXCERPT_CHARS: usize = 512;
-const WRITE_CHUNK: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct Request {
-    method: Method,
+    method: String,
     url: url::Url,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
@@ -33,6 +26,7 @@ pub struct Request {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The start of the body (at most 1 MiB).
     pub body: Vec<u8>,
 }
 
@@ -61,7 +55,8 @@ impl From<Error> for Failure {
 }
 
 impl Request {
-    pub fn new(method: Method, url: &str) -> Result<Self, Error> {
+    /// A request with `method` (`POST`, `PUT`, ...) to an absolute `http` or `https` URL.
+    pub fn new(method: &str, url: &str) -> Result<Self, Error> {
         let url =
             url::Url::parse(url).map_err(|e| Error::permanent(format!("invalid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -70,8 +65,11 @@ impl Request {
                 url.scheme()
             )));
         }
+        if url.host_str().is_none() {
+            return Err(Error::permanent("URL has no host"));
+        }
         Ok(Self {
-            method,
+            method: method.to_owned(),
             url,
             headers: Vec::new(),
             body: Vec::new(),
@@ -80,15 +78,15 @@ impl Request {
     }
 
     pub fn post(url: &str) -> Result<Self, Error> {
-        Self::new(Method::Post, url)
+        Self::new("POST", url)
     }
 
     pub fn put(url: &str) -> Result<Self, Error> {
-        Self::new(Method::Put, url)
+        Self::new("PUT", url)
     }
 
     pub fn get(url: &str) -> Result<Self, Error> {
-        Self::new(Method::Get, url)
+        Self::new("GET", url)
     }
 
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
@@ -106,7 +104,7 @@ impl Request {
         self.header("content-type", "application/json").body(body)
     }
 
-    /// How long to wait for the response to start (default 30 s); the host bounds the rest.
+    /// How long to wait for the answer (default 30 s); the host caps it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -114,209 +112,62 @@ impl Request {
 
     /// Sends the request and waits for the response.
     pub fn send(self) -> Result<Response, Error> {
-        let deadline = deadline_after(self.timeout);
-        let pending = self.start()?;
-        let timer = monotonic_clock::subscribe_instant(deadline);
-        let ready = {
-            let response = pending.subscribe();
-            poll(&[&response, &timer])
-        };
-        if !ready.contains(&0) {
-            // Dropping the pending response makes the host abandon the request.
-            return Err(Error::timed_out());
-        }
-        finish(pending)
+        send_all(vec![Ok(self)], 1)
+            .pop()
+            .unwrap_or_else(|| Err(Error::retryable("the request was not sent")))
     }
 
-    /// Hands the request to the host and returns at once; the host sends it in the background.
-    ///
-    /// No `request-options`: wasmtime-wasi-http 48 keeps each request's options in the
-    /// instance's resource table after `handle` has taken them, so a warm session would fill its
-    /// table. The plugin enforces its timeout itself instead (dropping the pending response
-    /// abandons the request), and the host bounds connect and total time.
-    fn start(self) -> Result<FutureIncomingResponse, Error> {
-        let headers = Fields::new();
-        for (name, value) in &self.headers {
-            headers
-                .append(name, value)
-                .map_err(|e| Error::permanent(format!("header {name:?} refused: {e:?}")))?;
+    fn into_wit(self) -> http_batch::Request {
+        http_batch::Request {
+            method: self.method,
+            url: self.url.into(),
+            headers: self.headers,
+            body: self.body,
+            timeout_ms: u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX),
         }
-        let request = OutgoingRequest::new(headers);
-        let scheme = if self.url.scheme() == "https" {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        };
-        let authority = match (self.url.host_str(), self.url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(Error::permanent("URL has no host")),
-        };
-        let path = match self.url.query() {
-            Some(query) => format!("{}?{query}", self.url.path()),
-            None => self.url.path().to_owned(),
-        };
-        let refused = |what: &str| Error::permanent(format!("request {what} refused by the host"));
-        request
-            .set_method(&self.method)
-            .map_err(|()| refused("method"))?;
-        request
-            .set_scheme(Some(&scheme))
-            .map_err(|()| refused("scheme"))?;
-        request
-            .set_authority(Some(&authority))
-            .map_err(|()| refused("authority"))?;
-        request
-            .set_path_with_query(Some(&path))
-            .map_err(|()| refused("path"))?;
-
-        let body = request.body().map_err(|()| refused("body"))?;
-        let pending = outgoing_handler::handle(request, None).map_err(Error::from_code)?;
-        {
-            let stream = body.write().map_err(|()| refused("body stream"))?;
-            for chunk in self.body.chunks(WRITE_CHUNK) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| Error::retryable(format!("sending the body failed: {e:?}")))?;
-            }
-        }
-        OutgoingBody::finish(body, None).map_err(Error::from_code)?;
-        Ok(pending)
     }
 }
 
 /// Sends every request, at most `max_in_flight` at a time, and answers for each in the order
-/// given. The host runs them concurrently; the plugin waits on whichever finishes first, and
-/// gives up on a request whose timeout has passed.
+/// given: one host call for the whole set. An `Err` given in place of a request is answered
+/// with itself.
 pub fn send_all(
     requests: Vec<Result<Request, Error>>,
     max_in_flight: usize,
 ) -> Vec<Result<Response, Error>> {
-    struct Running {
-        index: usize,
-        deadline: monotonic_clock::Instant,
-        pollable: Pollable,
-        pending: FutureIncomingResponse,
-    }
-    let mut results: Vec<Option<Result<Response, Error>>> =
-        (0..requests.len()).map(|_| None).collect();
-    let mut queue = requests.into_iter().enumerate();
-    let mut running: Vec<Running> = Vec::new();
-    loop {
-        while running.len() < max_in_flight.max(1) {
-            let Some((index, request)) = queue.next() else {
-                break;
-            };
-            let started = request.and_then(|request| {
-                let deadline = deadline_after(request.timeout);
-                request.start().map(|pending| (deadline, pending))
-            });
-            match started {
-                Ok((deadline, pending)) => running.push(Running {
-                    index,
-                    deadline,
-                    pollable: pending.subscribe(),
-                    pending,
-                }),
-                Err(error) => results[index] = Some(Err(error)),
+    let mut to_send = Vec::new();
+    let mut answers: Vec<Option<Result<Response, Error>>> = Vec::with_capacity(requests.len());
+    for request in requests {
+        match request {
+            Ok(request) => {
+                to_send.push(request.into_wit());
+                answers.push(None);
             }
-        }
-        let Some(earliest) = running.iter().map(|r| r.deadline).min() else {
-            break;
-        };
-        let timer = monotonic_clock::subscribe_instant(earliest);
-        let ready: Vec<usize> = {
-            let mut pollables: Vec<&Pollable> = running.iter().map(|r| &r.pollable).collect();
-            pollables.push(&timer);
-            poll(&pollables).into_iter().map(|i| i as usize).collect()
-        };
-        let now = monotonic_clock::now();
-        // Highest position first, so each swap_remove moves in an entry already looked at.
-        for position in (0..running.len()).rev() {
-            let done = ready.contains(&position);
-            let late = running[position].deadline <= now;
-            if !done && !late {
-                continue;
-            }
-            let Running {
-                index,
-                pollable,
-                pending,
-                ..
-            } = running.swap_remove(position);
-            drop(pollable);
-            // A request past its timeout is dropped unanswered: the host abandons it.
-            results[index] = Some(if done {
-                finish(pending)
-            } else {
-                Err(Error::timed_out())
-            });
+            Err(error) => answers.push(Some(Err(error))),
         }
     }
-    results
+    let in_flight = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
+    let mut sent = if to_send.is_empty() {
+        Vec::new()
+    } else {
+        http_batch::send(&to_send, in_flight, MAX_RESPONSE_BYTES)
+    }
+    .into_iter();
+    answers
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::retryable("the request was not sent"))))
+        .map(|answer| match answer {
+            Some(error) => error,
+            None => match sent.next() {
+                Some(Ok(response)) => Ok(Response {
+                    status: response.status,
+                    headers: response.headers,
+                    body: response.body,
+                }),
+                Some(Err(error)) => Err(Error::from_wit(error)),
+                None => Err(Error::retryable("the host gave no answer for the request")),
+            },
+        })
         .collect()
-}
-
-/// The monotonic instant `timeout` from now.
-fn deadline_after(timeout: Duration) -> monotonic_clock::Instant {
-    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-    monotonic_clock::now().saturating_add(nanos)
-}
-
-/// Reads the response of a request, waiting for it when it is not there yet.
-fn finish(pending: FutureIncomingResponse) -> Result<Response, Error> {
-    let answer = match pending.get() {
-        Some(answer) => Some(answer),
-        None => {
-            pending.subscribe().block();
-            pending.get()
-        }
-    };
-    let response = match answer {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(Error::from_code(code)),
-        Some(Err(())) | None => return Err(Error::retryable("the response was lost")),
-    };
-    let status = response.status();
-    let headers = response.headers().entries();
-    let incoming = response
-        .consume()
-        .map_err(|()| Error::retryable("no response body"))?;
-    let body = read_body(&incoming)?;
-    IncomingBody::finish(incoming);
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, Error> {
-    let stream = incoming
-        .stream()
-        .map_err(|()| Error::retryable("no response body"))?;
-    let mut body = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => {
-                let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if room == 0 {
-                    break;
-                }
-            }
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => {
-                return Err(Error::retryable(format!(
-                    "reading the response failed: {}",
-                    e.to_debug_string()
-                )))
-            }
-        }
-    }
-    Ok(body)
 }
 
 impl Error {
@@ -334,28 +185,19 @@ impl Error {
         }
     }
 
-    fn timed_out() -> Self {
-        Self::retryable("timed out waiting for the response")
-    }
-
-    fn from_code(code: ErrorCode) -> Self {
-        match code {
-            ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied => {
-                Self::permanent("egress policy refused the destination address")
-            }
-            ErrorCode::DnsError(e) => Self::retryable(format!(
-                "name resolution failed{}",
-                e.rcode.map(|r| format!(": {r}")).unwrap_or_default()
-            )),
-            ErrorCode::ConnectionRefused => Self::retryable("connection refused"),
-            ErrorCode::ConnectionTimeout => Self::retryable("connect timed out"),
-            ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
-                Self::retryable("timed out waiting for the response")
-            }
-            ErrorCode::TlsCertificateError => Self::permanent("TLS certificate rejected"),
-            ErrorCode::HttpRequestUriInvalid => Self::permanent("invalid request URI"),
-            ErrorCode::InternalError(Some(message)) => Self::retryable(message),
-            other => Self::retryable(format!("request failed: {other:?}")),
+    fn from_wit(error: http_batch::Error) -> Self {
+        use http_batch::Error as E;
+        match error {
+            E::Denied => Self::permanent("egress policy refused the destination address"),
+            E::Unresolved(name) => Self::retryable(format!("name resolution failed: {name}")),
+            E::ConnectionRefused => Self::retryable("connection refused"),
+            E::ConnectTimeout => Self::retryable("connect timed out"),
+            E::ResponseTimeout => Self::retryable("timed out waiting for the response"),
+            E::Tls(message) => Self::permanent(format!("TLS failed: {message}")),
+            E::InvalidRequest(message) => Self::permanent(format!("invalid request: {message}")),
+            E::BodyTooLarge => Self::permanent("the request body is larger than the host sends"),
+            E::LimitReached => Self::retryable("the host's cap on requests per call was reached"),
+            E::Other(message) => Self::retryable(message),
         }
     }
 }

@@ -81,6 +81,21 @@ impl InvocationState {
         }
     }
 
+    /// The `http-batch` interface's `send`: within the call's request budget, the rest refused.
+    pub(crate) async fn http_batch(
+        &mut self,
+        mut requests: Vec<crate::http::BatchRequest>,
+        max_in_flight: usize,
+        max_body: usize,
+    ) -> Vec<Result<crate::http::BatchResponse, crate::http::BatchError>> {
+        let granted = self.hooks.take(requests.len());
+        let refused = requests.split_off(granted).len();
+        let egress = self.hooks.egress().clone();
+        let mut answers = egress.send_batch(requests, max_in_flight, max_body).await;
+        answers.extend((0..refused).map(|_| Err(crate::http::BatchError::LimitReached)));
+        answers
+    }
+
     /// The `net` interface's `connect`, shared by every WIT version.
     pub(crate) async fn connect(
         &mut self,

@@ -25,7 +25,7 @@ mod bindings {
     });
 }
 
-use bindings::pushrail::destination::{log, net, types};
+use bindings::pushrail::destination::{http_batch, log, net, types};
 
 pub const VERSION: &str = "0.2.0";
 
@@ -35,6 +35,7 @@ pub type Instance = bindings::Destination;
 pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     net::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    http_batch::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 
@@ -159,3 +160,48 @@ fn failure(f: types::Failure) -> Failure {
 }
 
 crate::state::host_imports!();
+
+impl http_batch::Host for InvocationState {
+    async fn send(
+        &mut self,
+        requests: Vec<http_batch::Request>,
+        max_in_flight: u32,
+        max_body_bytes: u32,
+    ) -> Vec<Result<http_batch::Response, http_batch::Error>> {
+        use crate::http::{BatchError, BatchRequest};
+        let requests = requests
+            .into_iter()
+            .map(|r| BatchRequest {
+                method: r.method,
+                url: r.url,
+                headers: r.headers,
+                body: r.body,
+                timeout: std::time::Duration::from_millis(r.timeout_ms.into()),
+            })
+            .collect();
+        self.http_batch(requests, max_in_flight as usize, max_body_bytes as usize)
+            .await
+            .into_iter()
+            .map(|answer| {
+                answer
+                    .map(|r| http_batch::Response {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                    })
+                    .map_err(|e| match e {
+                        BatchError::Denied => http_batch::Error::Denied,
+                        BatchError::Unresolved(m) => http_batch::Error::Unresolved(m),
+                        BatchError::ConnectionRefused => http_batch::Error::ConnectionRefused,
+                        BatchError::ConnectTimeout => http_batch::Error::ConnectTimeout,
+                        BatchError::ResponseTimeout => http_batch::Error::ResponseTimeout,
+                        BatchError::Tls(m) => http_batch::Error::Tls(m),
+                        BatchError::InvalidRequest(m) => http_batch::Error::InvalidRequest(m),
+                        BatchError::BodyTooLarge => http_batch::Error::BodyTooLarge,
+                        BatchError::LimitReached => http_batch::Error::LimitReached,
+                        BatchError::Other(m) => http_batch::Error::Other(m),
+                    })
+            })
+            .collect()
+    }
+}
