@@ -110,6 +110,34 @@ impl Request {
         self
     }
 
+    /// The method, as given to [`Request::new`].
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The absolute URL the request goes to.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The headers set so far, names in lower case, in the order set.
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.headers
+    }
+
+    /// The first value of header `name` (any case), when it is text.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The body set so far.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
     /// Sends the request and waits for the response.
     pub fn send(self) -> Result<Response, Error> {
         send_all(vec![Ok(self)], 1)

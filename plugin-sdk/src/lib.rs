@@ -53,6 +53,10 @@ pub mod http;
 pub mod log;
 pub mod net;
 
+pub mod aws;
+pub mod record;
+pub mod template;
+
 pub mod credential;
 pub mod glue;
 mod outcome;

@@ -18,3 +18,4 @@ mod nats;
 mod postgres;
 mod rabbitmq;
 mod redis_streams;
+mod sqs;

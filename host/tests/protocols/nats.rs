@@ -95,21 +95,7 @@ async fn nats_delivers_a_batch_to_jetstream_and_deduplicates_a_replay() {
     }
 
     // A replay sends the same event again; JetStream drops it as a duplicate of its Nats-Msg-Id.
-    let replayed = delivered[0]["id"].as_str().unwrap().to_owned();
-    let (status, answer) = setup
-        .customer
-        .call(
-            "POST",
-            "/embed/v1/replays",
-            Some(json!({ "delivery_id": replayed })),
-        )
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    let detail = eventually("the replay", Duration::from_secs(20), || async {
-        let d = setup.customer.delivery(&replayed).await;
-        (d["status"] == "succeeded" && d["attempts"].as_array().unwrap().len() == 2).then_some(d)
-    })
-    .await;
+    let detail = setup.replay(delivered[0]["id"].as_str().unwrap()).await;
     let excerpt = detail["attempts"][1]["response_excerpt"].as_str().unwrap();
     assert!(excerpt.contains("deduplicated by Nats-Msg-Id"), "{excerpt}");
 

@@ -129,21 +129,7 @@ async fn postgres_inserts_a_batch_and_a_replay_inserts_nothing_twice() {
         assert!(excerpt.contains("rows inserted into"), "{excerpt}");
     }
 
-    let replayed = delivered[0]["id"].as_str().unwrap().to_owned();
-    let (status, answer) = setup
-        .customer
-        .call(
-            "POST",
-            "/embed/v1/replays",
-            Some(json!({ "delivery_id": replayed })),
-        )
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    let detail = eventually("the replay", Duration::from_secs(20), || async {
-        let d = setup.customer.delivery(&replayed).await;
-        (d["status"] == "succeeded" && d["attempts"].as_array().unwrap().len() == 2).then_some(d)
-    })
-    .await;
+    let detail = setup.replay(delivered[0]["id"].as_str().unwrap()).await;
     let excerpt = detail["attempts"][1]["response_excerpt"].as_str().unwrap();
     assert!(
         excerpt.starts_with("0 rows inserted") && excerpt.ends_with("1 already there"),

@@ -146,7 +146,7 @@ impl Drop for Forwarder {
     }
 }
 
-fn python_bin() -> String {
+pub fn python_bin() -> String {
     std::env::var("PUSHRAIL_TEST_PYTHON").expect(
         "PUSHRAIL_TEST_PYTHON is unset: run the suite with scripts/test, which installs the clients",
     )
@@ -327,6 +327,25 @@ impl Setup {
             detailed.push(self.customer.delivery(d["id"].as_str().unwrap()).await);
         }
         detailed
+    }
+
+    /// Replays one delivery and waits for its second attempt to succeed; the delivery's detail.
+    pub async fn replay(&self, delivery_id: &str) -> Value {
+        let (status, answer) = self
+            .customer
+            .call(
+                "POST",
+                "/embed/v1/replays",
+                Some(json!({ "delivery_id": delivery_id })),
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        eventually("the replay", Duration::from_secs(20), || async {
+            let d = self.customer.delivery(delivery_id).await;
+            (d["status"] == "succeeded" && d["attempts"].as_array().unwrap().len() == 2)
+                .then_some(d)
+        })
+        .await
     }
 
     /// Waits until some delivery has an attempt, and returns that first attempt.
