@@ -463,6 +463,17 @@ impl<S: Read + Write> Connection<S> {
 
     fn message(&mut self, doing: &str) -> Result<Message, Failure> {
         loop {
+            // `Message::parse` reserves room for the length a header declares before the body is
+            // there: a peer that is not PostgreSQL (an HTTP server on the port, say) declares
+            // gigabytes, and the reservation would abort the plugin. Judge the length first.
+            if let Some(header) = self.buf.get(1..5) {
+                let declared = u32::from_be_bytes(header.try_into().expect("four bytes"));
+                if declared as usize > MAX_MESSAGE {
+                    return Err(Failure::permanent(format!(
+                        "{doing}: the server's answer is not the PostgreSQL protocol (a message of {declared} bytes)"
+                    )));
+                }
+            }
             match Message::parse(&mut self.buf) {
                 Ok(Some(message)) => return Ok(message),
                 Ok(None) => {}
@@ -920,6 +931,21 @@ mod tests {
         drop(pg.session);
         let sent = pg.sent[0].borrow();
         assert_eq!(&sent[sent.len() - 5..], b"X\0\0\0\x04", "Terminate on drop");
+    }
+
+    #[test]
+    fn a_peer_that_is_not_postgresql_is_a_clear_failure_not_a_crash() {
+        // An HTTP server on the port: its "HTTP/1.1 ..." reads as a header declaring about 1.4 GB.
+        let script = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n".to_vec();
+        let mut pg = Harness::new(false, vec![script]);
+        let failed = pg.deliver(&[event("a")]);
+        let failure = failed[0].as_ref().err().unwrap();
+        assert_eq!(failure.kind, FailureKind::Permanent);
+        assert!(
+            failure.message.contains("not the PostgreSQL protocol"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]
