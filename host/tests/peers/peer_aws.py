@@ -6,6 +6,11 @@ with our own code. The first argument is moto's port on 127.0.0.1.
     peer_aws.py PORT receive QUEUE_URL N       receives N messages (waiting up to 30 s), then
                                                waits 2 s more for any extra; prints
                                                [{"body", "attributes", "group_id"}]
+    peer_aws.py PORT create-stream NAME        creates Kinesis stream NAME with 2 shards;
+                                               prints {"stream": NAME}
+    peer_aws.py PORT read-stream NAME N        reads every shard from the start until N records
+                                               (waiting up to 30 s); prints [{"data",
+                                               "partition_key", "shard"}]
     peer_aws.py PORT create-key                with moto's auth on (INITIAL_NO_AUTH_ACTION_COUNT):
                                                an IAM user allowed everything, and its access key;
                                                prints {"access_key_id", "secret_access_key"}
@@ -67,6 +72,34 @@ elif command == "receive":
         if extra_until is not None and time.monotonic() >= extra_until:
             break
     print(json.dumps(messages))
+elif command == "create-stream":
+    name = sys.argv[3]
+    kinesis = client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
+    print(json.dumps({"stream": name}))
+elif command == "read-stream":
+    name, want = sys.argv[3], int(sys.argv[4])
+    kinesis = client("kinesis")
+    shards = kinesis.list_shards(StreamName=name)["Shards"]
+    iterators = {
+        s["ShardId"]: kinesis.get_shard_iterator(
+            StreamName=name, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for s in shards
+    }
+    records = []
+    deadline = time.monotonic() + 30
+    while len(records) < want and time.monotonic() < deadline:
+        for shard, iterator in list(iterators.items()):
+            got = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            iterators[shard] = got["NextShardIterator"]
+            for r in got["Records"]:
+                records.append(
+                    {"data": r["Data"].decode(), "partition_key": r["PartitionKey"], "shard": shard}
+                )
+        time.sleep(0.1)
+    print(json.dumps(records))
 elif command == "create-key":
     iam = client("iam")
     user = "pushrail-test"

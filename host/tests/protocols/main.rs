@@ -13,6 +13,7 @@ mod common;
 mod support;
 
 mod kafka;
+mod kinesis;
 mod mqtt;
 mod nats;
 mod postgres;

@@ -2,43 +2,15 @@
 //! auth checks on where a test says so; queues are created and messages received with boto3.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_batched, assert_same_events, fast_retries, free_port, outcomes, python, python_bin,
-    sample_events, unique, Peer, Setup,
+    assert_batched, assert_same_events, aws, fast_retries, free_port, moto, outcomes,
+    sample_events, unique, Setup,
 };
 
 const REGION: &str = "us-east-1";
-
-/// moto server on `port`. With `auth`, the first `free_actions` requests (the test's own set-up)
-/// run unauthenticated and every later one must be signed by a key moto's IAM knows.
-fn moto(port: u16, auth: Option<u32>) -> Peer {
-    let mut command = Command::new(python_bin());
-    command.args([
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-    ]);
-    if let Some(free_actions) = auth {
-        command.env("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string());
-    }
-    let mut peer = Peer::spawn("moto", command);
-    peer.wait_for_port(port);
-    peer
-}
-
-fn aws(port: u16, args: &[&str]) -> Value {
-    let port = port.to_string();
-    let mut all = vec![port.as_str()];
-    all.extend_from_slice(args);
-    python("peer_aws.py", &all)
-}
 
 /// What boto3 received, by event id: (type, payload), checked against the message attributes.
 fn received(messages: &Value) -> BTreeMap<String, (String, Value)> {

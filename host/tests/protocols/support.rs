@@ -146,7 +146,7 @@ impl Drop for Forwarder {
     }
 }
 
-pub fn python_bin() -> String {
+fn python_bin() -> String {
     std::env::var("PUSHRAIL_TEST_PYTHON").expect(
         "PUSHRAIL_TEST_PYTHON is unset: run the suite with scripts/test, which installs the clients",
     )
@@ -171,6 +171,35 @@ pub fn python(script: &str, args: &[&str]) -> Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// moto server, the AWS types' peer, on `port`. With `auth`, the first `free_actions` requests
+/// (the test's own set-up) run unauthenticated and every later one must be signed by a key
+/// moto's IAM knows.
+pub fn moto(port: u16, auth: Option<u32>) -> Peer {
+    let mut command = Command::new(python_bin());
+    command.args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ]);
+    if let Some(free_actions) = auth {
+        command.env("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string());
+    }
+    let mut peer = Peer::spawn("moto", command);
+    peer.wait_for_port(port);
+    peer
+}
+
+/// Runs `peer_aws.py PORT ARGS...` (boto3 against moto) and returns its JSON.
+pub fn aws(port: u16, args: &[&str]) -> Value {
+    let port = port.to_string();
+    let mut all = vec![port.as_str()];
+    all.extend_from_slice(args);
+    python("peer_aws.py", &all)
 }
 
 /// A long-running Python reader (a subscriber) that printed `ready`; [`Background::finish`]
