@@ -54,6 +54,7 @@ pub mod log;
 pub mod net;
 
 pub mod aws;
+pub mod batch;
 pub mod record;
 pub mod template;
 

@@ -5,13 +5,12 @@
 //! record, so each event gets its own outcome. Kinesis has no deduplication: a consumer reads the
 //! event id from the record to drop a record written twice.
 
-use std::ops::Range;
 use std::time::Duration;
 
 use base64::Engine as _;
 use pushrail_plugin_sdk::prelude::*;
 use pushrail_plugin_sdk::template::Template;
-use pushrail_plugin_sdk::{aws, record, settings};
+use pushrail_plugin_sdk::{aws, batch, record, settings};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -132,15 +131,7 @@ impl Destination for Kinesis {
     }
 
     fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
-        let mut plan = self.plan(events);
-        let requests = plan
-            .requests
-            .iter_mut()
-            .map(|r| r.request.take().expect("each request is sent once"))
-            .collect::<Vec<_>>();
-        let in_flight = requests.len();
-        let answers = http::send_all(requests, in_flight);
-        plan.finish(answers)
+        self.plan(events).send(read_answer)
     }
 }
 
@@ -190,18 +181,6 @@ struct PutRecordsEntry<'a> {
     partition_key: &'a str,
 }
 
-/// A batch ready to send: the events that already failed, and the requests for the others.
-struct Plan {
-    results: Vec<Option<DeliveryResult>>,
-    requests: Vec<Planned>,
-}
-
-/// One `PutRecords`: the positions (in the batch) of its records, in request order.
-struct Planned {
-    events: Vec<usize>,
-    request: Option<Result<http::Request, http::Error>>,
-}
-
 impl Kinesis {
     fn entry(&self, event: &Event) -> Result<Entry, Failure> {
         let payload: Value = serde_json::from_slice(&event.payload)
@@ -231,41 +210,25 @@ impl Kinesis {
         Ok(entry)
     }
 
-    fn plan(&self, events: &[Event]) -> Plan {
-        let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(events.len());
-        let mut entries = Vec::new();
-        for (position, event) in events.iter().enumerate() {
-            match self.entry(event) {
-                Ok(entry) => {
-                    results.push(None);
-                    entries.push((position, entry));
-                }
-                Err(failure) => results.push(Some(Err(failure))),
-            }
-        }
-        let sizes = entries.iter().map(|(_, e)| e.size()).collect::<Vec<_>>();
-        let requests = split(&sizes, MAX_RECORDS, MAX_REQUEST_BYTES)
-            .into_iter()
-            .map(|range| {
-                let group = &entries[range];
-                Planned {
-                    events: group.iter().map(|(position, _)| *position).collect(),
-                    request: Some(self.request(group.iter().map(|(_, e)| e))),
-                }
-            })
-            .collect();
-        Plan { results, requests }
+    /// The batch's `PutRecords` requests; each request's events are in record order.
+    fn plan(&self, events: &[Event]) -> batch::Plan {
+        let entries = events.iter().map(|event| self.entry(event)).collect();
+        batch::Plan::new(
+            entries,
+            Entry::size,
+            MAX_RECORDS,
+            MAX_REQUEST_BYTES,
+            |entries| self.request(entries),
+        )
     }
 
     /// The signed `PutRecords` of `entries`, in order.
-    fn request<'a>(
-        &self,
-        entries: impl Iterator<Item = &'a Entry>,
-    ) -> Result<http::Request, http::Error> {
+    fn request(&self, entries: &[Entry]) -> Result<http::Request, http::Error> {
         let base64 = base64::engine::general_purpose::STANDARD;
         let body = PutRecords {
             stream_name: &self.stream_name,
             records: entries
+                .iter()
                 .map(|e| PutRecordsEntry {
                     data: base64.encode(&e.data),
                     partition_key: &e.partition_key,
@@ -300,50 +263,6 @@ fn check_partition_key(key: &str) -> Result<(), Failure> {
         )));
     }
     Ok(())
-}
-
-impl Plan {
-    /// One result per event: each request's answer for its own records.
-    fn finish(self, answers: Vec<Result<http::Response, http::Error>>) -> Vec<DeliveryResult> {
-        let mut results = self.results;
-        let mut answers = answers.into_iter();
-        for planned in self.requests {
-            let outcomes = match answers.next() {
-                Some(Ok(response)) => read_answer(&response, planned.events.len()),
-                Some(Err(error)) => vec![Err(error.into()); planned.events.len()],
-                None => {
-                    vec![Err(Failure::retryable("the request was not sent")); planned.events.len()]
-                }
-            };
-            for (position, outcome) in planned.events.into_iter().zip(outcomes) {
-                results[position] = Some(outcome);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Failure::retryable("the event was not sent"))))
-            .collect()
-    }
-}
-
-/// Cuts `sizes` (in order) into requests of at most `max_records` records and `max_bytes`
-/// bytes; a record larger than `max_bytes` goes alone, and Kinesis decides.
-fn split(sizes: &[usize], max_records: usize, max_bytes: usize) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, size) in sizes.iter().enumerate() {
-        if i > start && (i - start == max_records || bytes + size > max_bytes) {
-            ranges.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        ranges.push(start..sizes.len());
-    }
-    ranges
 }
 
 #[derive(Deserialize)]
@@ -474,8 +393,8 @@ mod tests {
         serde_json::from_slice(request.body_bytes()).unwrap()
     }
 
-    fn request_of(planned: &Planned) -> &http::Request {
-        planned.request.as_ref().unwrap().as_ref().unwrap()
+    fn request_of(planned: &batch::Planned) -> &http::Request {
+        planned.request.as_ref().unwrap()
     }
 
     /// The records of a request: (data decoded, partition key).
@@ -678,7 +597,7 @@ mod tests {
     #[test]
     fn splits_by_count_and_size() {
         let split = |sizes: &[usize], max_records, max_bytes| {
-            split(sizes, max_records, max_bytes)
+            batch::split(sizes, max_records, max_bytes)
                 .into_iter()
                 .map(|r| (r.start, r.end))
                 .collect::<Vec<_>>()
@@ -891,20 +810,23 @@ mod tests {
         assert_eq!(plan.requests.len(), 2);
         assert_eq!(plan.requests[0].events, [0, 2, 3, 4, 5]);
         assert_eq!(plan.requests[1].events, [6]);
-        let results = plan.finish(vec![
-            Ok(response(
-                200,
-                &[],
-                r#"{"FailedRecordCount":1,"Records":[
-                    {"SequenceNumber":"1","ShardId":"s0"},
-                    {"SequenceNumber":"2","ShardId":"s1"},
-                    {"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded"},
-                    {"SequenceNumber":"3","ShardId":"s0"},
-                    {"SequenceNumber":"4","ShardId":"s1"}
-                ]}"#,
-            )),
-            Err(http::Error::retryable("connection refused")),
-        ]);
+        let results = plan.finish(
+            vec![
+                Ok(response(
+                    200,
+                    &[],
+                    r#"{"FailedRecordCount":1,"Records":[
+                        {"SequenceNumber":"1","ShardId":"s0"},
+                        {"SequenceNumber":"2","ShardId":"s1"},
+                        {"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded"},
+                        {"SequenceNumber":"3","ShardId":"s0"},
+                        {"SequenceNumber":"4","ShardId":"s1"}
+                    ]}"#,
+                )),
+                Err(http::Error::retryable("connection refused")),
+            ],
+            read_answer,
+        );
         assert_eq!(results.len(), 7);
         assert!(results[0].is_ok());
         assert_eq!(results[1].clone().unwrap_err().kind, FailureKind::Permanent);

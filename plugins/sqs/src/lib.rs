@@ -5,12 +5,11 @@
 //! and `MessageDeduplicationId` = the event id, so a retried event is not queued twice. SQS
 //! answers for each entry, so each event gets its own outcome.
 
-use std::ops::Range;
 use std::time::Duration;
 
 use pushrail_plugin_sdk::prelude::*;
 use pushrail_plugin_sdk::template::Template;
-use pushrail_plugin_sdk::{aws, record, settings};
+use pushrail_plugin_sdk::{aws, batch, record, settings};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -132,15 +131,7 @@ impl Destination for Sqs {
     }
 
     fn deliver(&mut self, events: &[Event]) -> Vec<DeliveryResult> {
-        let mut plan = self.plan(events);
-        let requests = plan
-            .requests
-            .iter_mut()
-            .map(|r| r.request.take().expect("each request is sent once"))
-            .collect::<Vec<_>>();
-        let in_flight = requests.len();
-        let answers = http::send_all(requests, in_flight);
-        plan.finish(answers)
+        self.plan(events).send(read_answer)
     }
 }
 
@@ -197,18 +188,6 @@ impl Entry {
     }
 }
 
-/// A batch ready to send: the events that already failed, and the requests for the others.
-struct Plan {
-    results: Vec<Option<DeliveryResult>>,
-    requests: Vec<Planned>,
-}
-
-/// One `SendMessageBatch`: the positions (in the batch) of its entries, in entry id order.
-struct Planned {
-    events: Vec<usize>,
-    request: Option<Result<http::Request, http::Error>>,
-}
-
 impl Sqs {
     fn entry(&self, event: &Event) -> Result<Entry, Failure> {
         let payload: Value = serde_json::from_slice(&event.payload)
@@ -234,40 +213,23 @@ impl Sqs {
         })
     }
 
-    fn plan(&self, events: &[Event]) -> Plan {
-        let mut results: Vec<Option<DeliveryResult>> = Vec::with_capacity(events.len());
-        let mut entries = Vec::new();
-        for (position, event) in events.iter().enumerate() {
-            match self.entry(event) {
-                Ok(entry) => {
-                    results.push(None);
-                    entries.push((position, entry));
-                }
-                Err(failure) => results.push(Some(Err(failure))),
-            }
-        }
-        let sizes = entries.iter().map(|(_, e)| e.size()).collect::<Vec<_>>();
-        let requests = split(&sizes, MAX_ENTRIES, MAX_REQUEST_BYTES)
-            .into_iter()
-            .map(|range| {
-                let group = &entries[range];
-                Planned {
-                    events: group.iter().map(|(position, _)| *position).collect(),
-                    request: Some(self.request(group.iter().map(|(_, e)| e))),
-                }
-            })
-            .collect();
-        Plan { results, requests }
+    /// The batch's `SendMessageBatch` requests; each request's events are in entry id order.
+    fn plan(&self, events: &[Event]) -> batch::Plan {
+        let entries = events.iter().map(|event| self.entry(event)).collect();
+        batch::Plan::new(
+            entries,
+            Entry::size,
+            MAX_ENTRIES,
+            MAX_REQUEST_BYTES,
+            |entries| self.request(entries),
+        )
     }
 
     /// The signed `SendMessageBatch` of `entries`; entry ids are their indexes.
-    fn request<'a>(
-        &self,
-        entries: impl Iterator<Item = &'a Entry>,
-    ) -> Result<http::Request, http::Error> {
+    fn request(&self, entries: &[Entry]) -> Result<http::Request, http::Error> {
         let body = json!({
             "QueueUrl": self.queue_url,
-            "Entries": entries.enumerate().map(|(id, e)| e.to_json(id)).collect::<Vec<_>>(),
+            "Entries": entries.iter().enumerate().map(|(id, e)| e.to_json(id)).collect::<Vec<_>>(),
         });
         let request = http::Request::post(&self.service.url("/"))?
             .timeout(self.timeout)
@@ -279,50 +241,6 @@ impl Sqs {
             message: failure.message,
         })
     }
-}
-
-impl Plan {
-    /// One result per event: each request's answer for its own entries.
-    fn finish(self, answers: Vec<Result<http::Response, http::Error>>) -> Vec<DeliveryResult> {
-        let mut results = self.results;
-        let mut answers = answers.into_iter();
-        for planned in self.requests {
-            let outcomes = match answers.next() {
-                Some(Ok(response)) => read_answer(&response, planned.events.len()),
-                Some(Err(error)) => vec![Err(error.into()); planned.events.len()],
-                None => {
-                    vec![Err(Failure::retryable("the request was not sent")); planned.events.len()]
-                }
-            };
-            for (position, outcome) in planned.events.into_iter().zip(outcomes) {
-                results[position] = Some(outcome);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Failure::retryable("the event was not sent"))))
-            .collect()
-    }
-}
-
-/// Cuts `sizes` (in order) into requests of at most `max_entries` entries and `max_bytes` bytes;
-/// an entry larger than `max_bytes` goes alone, and SQS decides.
-fn split(sizes: &[usize], max_entries: usize, max_bytes: usize) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, size) in sizes.iter().enumerate() {
-        if i > start && (i - start == max_entries || bytes + size > max_bytes) {
-            ranges.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        ranges.push(start..sizes.len());
-    }
-    ranges
 }
 
 /// The record as a message body. SQS refuses the characters U+FFFE and U+FFFF, which JSON
@@ -509,7 +427,7 @@ mod tests {
         let sqs = open(STANDARD, None);
         let plan = sqs.plan(&[event("evt_1", json!({ "a": 1 })), event("evt_2", json!([]))]);
         assert_eq!(plan.requests.len(), 1);
-        let request = plan.requests[0].request.as_ref().unwrap().as_ref().unwrap();
+        let request = plan.requests[0].request.as_ref().unwrap();
         assert_eq!(request.method(), "POST");
         assert_eq!(request.url(), "http://127.0.0.1:5000/");
         assert_eq!(
@@ -564,7 +482,7 @@ mod tests {
         config.endpoint = None;
         let sqs = Sqs::open(config, Some(credential())).unwrap();
         let plan = sqs.plan(&[event("evt_1", json!({}))]);
-        let request = plan.requests[0].request.as_ref().unwrap().as_ref().unwrap();
+        let request = plan.requests[0].request.as_ref().unwrap();
         assert_eq!(request.url(), "https://sqs.eu-west-1.amazonaws.com/");
     }
 
@@ -573,7 +491,7 @@ mod tests {
         let sqs = open(FIFO, None);
         assert!(sqs.fifo);
         let plan = sqs.plan(&[event("evt_1", json!({}))]);
-        let request = plan.requests[0].request.as_ref().unwrap().as_ref().unwrap();
+        let request = plan.requests[0].request.as_ref().unwrap();
         let entry = &body_of(request)["Entries"][0];
         assert_eq!(entry["MessageGroupId"], "order.created");
         assert_eq!(entry["MessageDeduplicationId"], "evt_1");
@@ -605,7 +523,7 @@ mod tests {
         assert!(plan.results[4].is_none());
         assert_eq!(plan.requests.len(), 1);
         assert_eq!(plan.requests[0].events, [0, 4]);
-        let request = plan.requests[0].request.as_ref().unwrap().as_ref().unwrap();
+        let request = plan.requests[0].request.as_ref().unwrap();
         let entries = body_of(request)["Entries"].clone();
         assert_eq!(entries[0]["Id"], "0");
         assert_eq!(entries[0]["MessageGroupId"], "customer-7");
@@ -635,7 +553,7 @@ mod tests {
     #[test]
     fn splits_by_count_and_size() {
         let split = |sizes: &[usize], max_entries, max_bytes| {
-            split(sizes, max_entries, max_bytes)
+            batch::split(sizes, max_entries, max_bytes)
                 .into_iter()
                 .map(|r| (r.start, r.end))
                 .collect::<Vec<_>>()
@@ -667,7 +585,7 @@ mod tests {
             .collect::<Vec<_>>();
         assert_eq!(groups, [vec![0, 1], vec![2, 3], vec![4]]);
         for planned in &plan.requests {
-            let request = planned.request.as_ref().unwrap().as_ref().unwrap();
+            let request = planned.request.as_ref().unwrap();
             let entries = body_of(request)["Entries"].as_array().unwrap().clone();
             let bytes: usize = entries
                 .iter()
@@ -790,14 +708,17 @@ mod tests {
             event("evt_2", json!({ "big": big })),
         ]);
         assert_eq!(plan.requests.len(), 2);
-        let results = plan.finish(vec![
-            Ok(response(
-                200,
-                &[],
-                r#"{"Successful":[{"Id":"0","MessageId":"a"}],"Failed":[]}"#,
-            )),
-            Err(http::Error::retryable("connection refused")),
-        ]);
+        let results = plan.finish(
+            vec![
+                Ok(response(
+                    200,
+                    &[],
+                    r#"{"Successful":[{"Id":"0","MessageId":"a"}],"Failed":[]}"#,
+                )),
+                Err(http::Error::retryable("connection refused")),
+            ],
+            read_answer,
+        );
         assert_eq!(results.len(), 3);
         assert!(results[0].is_ok());
         assert_eq!(results[1].clone().unwrap_err().kind, FailureKind::Permanent);
