@@ -11,6 +11,13 @@ with our own code. The first argument is moto's port on 127.0.0.1.
     peer_aws.py PORT read-stream NAME N        reads every shard from the start until N records
                                                (waiting up to 30 s); prints [{"data",
                                                "partition_key", "shard"}]
+    peer_aws.py PORT create-bus-rule BUS QUEUE_URL
+                                               creates EventBridge bus BUS (unless it is
+                                               default) and a rule on it matching every event
+                                               (any source) that targets the queue; prints
+                                               {"bus": BUS}. `receive` then reads what the rule
+                                               delivers: each body is the whole EventBridge
+                                               event JSON, whose "detail" is our record
     peer_aws.py PORT create-key                with moto's auth on (INITIAL_NO_AUTH_ACTION_COUNT):
                                                an IAM user allowed everything, and its access key;
                                                prints {"access_key_id", "secret_access_key"}
@@ -100,6 +107,26 @@ elif command == "read-stream":
                 )
         time.sleep(0.1)
     print(json.dumps(records))
+elif command == "create-bus-rule":
+    bus, queue_url = sys.argv[3], sys.argv[4]
+    events = client("events")
+    if bus != "default":
+        events.create_event_bus(Name=bus)
+    queue_arn = client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    rule = f"pushrail-{bus}"
+    events.put_rule(
+        Name=rule,
+        EventBusName=bus,
+        # Every event: any source (a prefix of "" matches all).
+        EventPattern=json.dumps({"source": [{"prefix": ""}]}),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule=rule, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
+    )
+    print(json.dumps({"bus": bus}))
 elif command == "create-key":
     iam = client("iam")
     user = "pushrail-test"

@@ -12,6 +12,7 @@
 mod common;
 mod support;
 
+mod eventbridge;
 mod kafka;
 mod kinesis;
 mod mqtt;
