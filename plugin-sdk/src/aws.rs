@@ -29,7 +29,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{http, Credential, Failure, FieldError};
+use crate::{http, Credential, DeliveryResult, Failure, FieldError};
 
 /// The credential kind that carries an access key.
 pub const ACCESS_KEY_KIND: &str = "aws_access_key";
@@ -422,6 +422,71 @@ pub fn failure(response: &http::Response) -> Failure {
 
 /// Whether an AWS error code says "slow down" or "try again" (the AWS SDKs' throttling and
 /// transient lists, plus clock skew: the host's clock, not the request, is wrong).
+/// What a batch call's names are, for the messages of [`entry_answers`].
+pub struct BatchCall<'a> {
+    /// `Kinesis`, `EventBridge`, ...
+    pub service: &'a str,
+    /// `PutRecords`, `PutEvents`, ...
+    pub operation: &'a str,
+    /// `records`, `entries`, ...
+    pub items: &'a str,
+}
+
+/// The outcome of each entry of a batch call that answers every entry in the order sent
+/// (PutRecords, PutEvents, PutRecordBatch). A refused request answers every entry with
+/// [`failure`]. Answers are matched by position, so a body that cannot be read, or that answers
+/// for another number of entries, answers every entry retryably: none can be trusted.
+pub fn entry_answers<A: serde::de::DeserializeOwned, E>(
+    response: &http::Response,
+    count: usize,
+    call: &BatchCall<'_>,
+    entries: impl FnOnce(A) -> Vec<E>,
+    outcome: impl Fn(E, u16) -> DeliveryResult,
+) -> Vec<DeliveryResult> {
+    if !response.is_success() {
+        return vec![Err(failure(response)); count];
+    }
+    let unreadable = |message: String| {
+        vec![
+            Err(Failure::retryable(message)
+                .with_status(response.status)
+                .with_excerpt(response.excerpt()));
+            count
+        ]
+    };
+    let Ok(answer) = serde_json::from_slice::<A>(&response.body) else {
+        return unreadable(format!(
+            "{} answered with a body that is not a {} result",
+            call.service, call.operation
+        ));
+    };
+    let entries = entries(answer);
+    if entries.len() != count {
+        return unreadable(format!(
+            "{} answered for {} {} of the {count} sent",
+            call.service,
+            entries.len(),
+            call.items
+        ));
+    }
+    entries
+        .into_iter()
+        .map(|entry| outcome(entry, response.status))
+        .collect()
+}
+
+/// One entry refused with an AWS error code: `"{code}: {message}"` (or `refused` when the
+/// service gave no message), retryable when the code is one AWS retries.
+pub fn entry_failure(code: &str, message: Option<&str>, refused: &str, status: u16) -> Failure {
+    let message = format!("{code}: {}", message.unwrap_or(refused));
+    let failure = if is_retryable_code(code) {
+        Failure::retryable(message)
+    } else {
+        Failure::permanent(message)
+    };
+    failure.with_status(status)
+}
+
 pub fn is_retryable_code(code: &str) -> bool {
     const RETRYABLE: &[&str] = &[
         // Throttling.

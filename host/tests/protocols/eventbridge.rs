@@ -85,19 +85,7 @@ async fn eventbridge_an_entry_over_256_kib_fails_alone_and_its_batch_mates_are_p
     let mut events = sample_events(4);
     events[1].1 = json!({ "blob": "x".repeat(262_100) });
     let ids = setup.publish(&events).await;
-    let settled = crate::common::eventually(
-        "every delivery to settle",
-        std::time::Duration::from_secs(30),
-        || async {
-            let all = setup.customer.deliveries("?limit=500").await;
-            let done = all.len() == ids.len()
-                && all
-                    .iter()
-                    .all(|d| matches!(d["status"].as_str(), Some("succeeded" | "failed")));
-            done.then_some(all)
-        },
-    )
-    .await;
+    let settled = setup.settle(ids.len()).await;
     for d in &settled {
         let refused = d["event_id"] == ids[1].as_str();
         assert_eq!(

@@ -103,19 +103,7 @@ async fn kinesis_a_record_with_a_partition_key_over_the_limit_fails_alone_and_it
         })
         .collect();
     let ids = setup.publish(&events).await;
-    let settled = crate::common::eventually(
-        "every delivery to settle",
-        std::time::Duration::from_secs(30),
-        || async {
-            let all = setup.customer.deliveries("?limit=500").await;
-            let done = all.len() == ids.len()
-                && all
-                    .iter()
-                    .all(|d| matches!(d["status"].as_str(), Some("succeeded" | "failed")));
-            done.then_some(all)
-        },
-    )
-    .await;
+    let settled = setup.settle(ids.len()).await;
     for d in &settled {
         let refused = d["event_id"] == ids[2].as_str();
         assert_eq!(

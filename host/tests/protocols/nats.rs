@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::eventually;
 use crate::support::{
     assert_batched, assert_same_events, fast_retries, free_port, outcomes, python, sample_events,
     unique, Peer, Setup,
@@ -198,19 +196,7 @@ async fn nats_a_message_over_max_payload_fails_alone_and_its_batch_mates_are_sto
     let mut events = sample_events(6);
     events[2].1 = json!({ "blob": "x".repeat(4096) });
     let ids = setup.publish(&events).await;
-    let settled = eventually(
-        "every delivery to settle",
-        Duration::from_secs(30),
-        || async {
-            let all = setup.customer.deliveries("?limit=500").await;
-            let done = all.len() == ids.len()
-                && all
-                    .iter()
-                    .all(|d| matches!(d["status"].as_str(), Some("succeeded" | "failed")));
-            done.then_some(all)
-        },
-    )
-    .await;
+    let settled = setup.settle(ids.len()).await;
     for d in &settled {
         let oversized = d["event_id"] == ids[2].as_str();
         let want = if oversized { "failed" } else { "succeeded" };

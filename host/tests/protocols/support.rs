@@ -358,6 +358,23 @@ impl Setup {
         detailed
     }
 
+    /// Waits until all `n` deliveries have ended, succeeded or failed; their list.
+    pub async fn settle(&self, n: usize) -> Vec<Value> {
+        eventually(
+            "every delivery to settle",
+            Duration::from_secs(30),
+            || async {
+                let all = self.customer.deliveries("?limit=500").await;
+                let done = all.len() == n
+                    && all
+                        .iter()
+                        .all(|d| matches!(d["status"].as_str(), Some("succeeded" | "failed")));
+                done.then_some(all)
+            },
+        )
+        .await
+    }
+
     /// Replays one delivery and waits for its second attempt to succeed; the delivery's detail.
     pub async fn replay(&self, delivery_id: &str) -> Value {
         let (status, answer) = self

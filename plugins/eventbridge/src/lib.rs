@@ -334,54 +334,32 @@ struct EntryAnswer {
 /// Each entry's outcome from the answer to a `PutEvents` of `count` entries. EventBridge answers
 /// `Entries` in the order of the request, one for each.
 fn read_answer(response: &http::Response, count: usize) -> Vec<DeliveryResult> {
-    if !response.is_success() {
-        return vec![Err(aws::failure(response)); count];
-    }
-    let unreadable = |message: String| {
-        vec![
-            Err(Failure::retryable(message)
-                .with_status(response.status)
-                .with_excerpt(response.excerpt()));
-            count
-        ]
+    let call = aws::BatchCall {
+        service: "EventBridge",
+        operation: "PutEvents",
+        items: "entries",
     };
-    let Ok(answer) = serde_json::from_slice::<PutEventsAnswer>(&response.body) else {
-        return unreadable(
-            "EventBridge answered with a body that is not a PutEvents result".to_owned(),
-        );
-    };
-    if answer.entries.len() != count {
-        // Answers are matched by position, so without one for each entry none can be trusted.
-        return unreadable(format!(
-            "EventBridge answered for {} entries of the {count} sent",
-            answer.entries.len()
-        ));
-    }
-    answer
-        .entries
-        .into_iter()
-        .map(|entry| entry_outcome(entry, response.status))
-        .collect()
+    aws::entry_answers(
+        response,
+        count,
+        &call,
+        |answer: PutEventsAnswer| answer.entries,
+        entry_outcome,
+    )
 }
 
 fn entry_outcome(entry: EntryAnswer, status: u16) -> DeliveryResult {
+    // EventBridge's per-entry codes worth another try are ThrottlingException, InternalFailure
+    // and InternalException; anything else (e.g. AccessDeniedException, MalformedDetail,
+    // NotAuthorizedForSourceException) is taken as final.
     if let Some(code) = entry.error_code.filter(|c| !c.is_empty()) {
-        let message = format!(
-            "{code}: {}",
-            entry
-                .error_message
-                .as_deref()
-                .unwrap_or("EventBridge refused the entry")
-        );
-        // EventBridge's per-entry codes worth another try are ThrottlingException,
-        // InternalFailure and InternalException; anything else (e.g. AccessDeniedException,
-        // MalformedDetail, NotAuthorizedForSourceException) is taken as final.
-        let failure = if aws::is_retryable_code(&code) {
-            Failure::retryable(message)
-        } else {
-            Failure::permanent(message)
-        };
-        return Err(failure.with_status(status));
+        let message = entry.error_message.as_deref();
+        return Err(aws::entry_failure(
+            &code,
+            message,
+            "EventBridge refused the entry",
+            status,
+        ));
     }
     match entry.event_id.filter(|id| !id.is_empty()) {
         Some(event_id) => Ok(Delivered {

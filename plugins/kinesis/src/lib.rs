@@ -287,53 +287,31 @@ struct RecordAnswer {
 /// Each record's outcome from the answer to a `PutRecords` of `count` records. Kinesis answers
 /// `Records` in the order of the request, one for each.
 fn read_answer(response: &http::Response, count: usize) -> Vec<DeliveryResult> {
-    if !response.is_success() {
-        return vec![Err(aws::failure(response)); count];
-    }
-    let unreadable = |message: String| {
-        vec![
-            Err(Failure::retryable(message)
-                .with_status(response.status)
-                .with_excerpt(response.excerpt()));
-            count
-        ]
+    let call = aws::BatchCall {
+        service: "Kinesis",
+        operation: "PutRecords",
+        items: "records",
     };
-    let Ok(answer) = serde_json::from_slice::<PutRecordsAnswer>(&response.body) else {
-        return unreadable(
-            "Kinesis answered with a body that is not a PutRecords result".to_owned(),
-        );
-    };
-    if answer.records.len() != count {
-        // Answers are matched by position, so without one for each record none can be trusted.
-        return unreadable(format!(
-            "Kinesis answered for {} records of the {count} sent",
-            answer.records.len()
-        ));
-    }
-    answer
-        .records
-        .into_iter()
-        .map(|record| record_outcome(record, response.status))
-        .collect()
+    aws::entry_answers(
+        response,
+        count,
+        &call,
+        |answer: PutRecordsAnswer| answer.records,
+        record_outcome,
+    )
 }
 
 fn record_outcome(record: RecordAnswer, status: u16) -> DeliveryResult {
+    // Kinesis names two per-record codes, ProvisionedThroughputExceededException and
+    // InternalFailure, both worth another try; anything else is taken as final.
     if let Some(code) = record.error_code.filter(|c| !c.is_empty()) {
-        let message = format!(
-            "{code}: {}",
-            record
-                .error_message
-                .as_deref()
-                .unwrap_or("Kinesis refused the record")
-        );
-        // Kinesis names two per-record codes, ProvisionedThroughputExceededException and
-        // InternalFailure, both worth another try; anything else is taken as final.
-        let failure = if aws::is_retryable_code(&code) {
-            Failure::retryable(message)
-        } else {
-            Failure::permanent(message)
-        };
-        return Err(failure.with_status(status));
+        let message = record.error_message.as_deref();
+        return Err(aws::entry_failure(
+            &code,
+            message,
+            "Kinesis refused the record",
+            status,
+        ));
     }
     match record.sequence_number {
         Some(sequence) => Ok(Delivered {
