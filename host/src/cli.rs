@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{self, AppState, RateLimits, Shared};
 use crate::auth::{generate_api_key, hash_api_key, SessionSigner};
+use crate::aws_roles::AwsRoles;
 use crate::config::{ServeArgs, StoreArgs};
 use crate::engine::{Engine, EngineSettings};
 use crate::sandbox::{EgressPolicy, NetLimits, Sandbox, SandboxLimits};
@@ -172,10 +173,12 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     let plugins = Arc::new(plugins);
     let api_plugin_calls = Arc::new(tokio::sync::Semaphore::new(args.api_plugin_calls.max(1)));
 
+    let aws_roles = Arc::new(AwsRoles::new(args.aws.operator())?);
     let engine = Engine::new(
         store.clone(),
         plugins.clone(),
         vault.clone(),
+        aws_roles.clone(),
         EngineSettings {
             retry: args.retry_schedule.clone(),
             batch_size: args.batch_size.max(1),
@@ -204,6 +207,7 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         engine,
         limits,
         api_plugin_calls,
+        aws_roles,
     });
     // Another process may rotate the signing key (`keys rotate-signing`, another host); pick up
     // the new key for signing within a bounded time. Verification reloads on an unknown kid.

@@ -94,9 +94,86 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHRAIL_RATE_LIMIT", default_value_t = 2000)]
     pub rate_limit: u32,
 
+    #[command(flatten)]
+    pub aws: AwsOperatorArgs,
+
     /// How often the dispatcher looks for due work when nothing wakes it.
     #[arg(long, env = "PUSHRAIL_POLL_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+}
+
+/// The deployment's own AWS identity, with which it assumes customers' roles (credential kind
+/// `aws_role`). Without it, `aws_role` credentials are refused. Prefer the variables to the flags:
+/// flags show in the process list.
+#[derive(Clone, Args)]
+pub struct AwsOperatorArgs {
+    /// The deployment's AWS access key id.
+    #[arg(long, env = "PUSHRAIL_AWS_ACCESS_KEY_ID", requires_all = ["aws_secret_access_key", "aws_account_id"])]
+    pub aws_access_key_id: Option<String>,
+
+    /// Its secret access key.
+    #[arg(long, env = "PUSHRAIL_AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+
+    /// Its session token, when the deployment's keys are temporary themselves.
+    #[arg(long, env = "PUSHRAIL_AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<String>,
+
+    /// The deployment's AWS account id, which customers' trust policies name as principal.
+    #[arg(long, env = "PUSHRAIL_AWS_ACCOUNT_ID", value_parser = parse_account_id)]
+    pub aws_account_id: Option<String>,
+
+    /// The region STS is called in.
+    #[arg(long, env = "PUSHRAIL_AWS_REGION", default_value = "us-east-1")]
+    pub aws_region: String,
+
+    /// STS's base URL, for private endpoints and local peers (default: the regional endpoint).
+    #[arg(long, env = "PUSHRAIL_AWS_STS_ENDPOINT")]
+    pub aws_sts_endpoint: Option<url::Url>,
+}
+
+impl std::fmt::Debug for AwsOperatorArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsOperatorArgs")
+            .field("aws_access_key_id", &self.aws_access_key_id)
+            .field("aws_account_id", &self.aws_account_id)
+            .field("aws_region", &self.aws_region)
+            .field("aws_sts_endpoint", &self.aws_sts_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_account_id(text: &str) -> Result<String, String> {
+    if text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(text.to_owned())
+    } else {
+        Err("an AWS account id is 12 digits".into())
+    }
+}
+
+impl AwsOperatorArgs {
+    /// The operator identity, when one is configured.
+    pub fn operator(&self) -> Option<crate::aws_roles::Operator> {
+        let (Some(key), Some(secret), Some(account)) = (
+            &self.aws_access_key_id,
+            &self.aws_secret_access_key,
+            &self.aws_account_id,
+        ) else {
+            return None;
+        };
+        Some(crate::aws_roles::Operator {
+            access_key_id: key.clone(),
+            secret_access_key: crate::vault::SecretString::new(secret.clone()),
+            session_token: self
+                .aws_session_token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(crate::vault::SecretString::new),
+            account_id: account.clone(),
+            region: self.aws_region.clone(),
+            sts_endpoint: self.aws_sts_endpoint.clone(),
+        })
+    }
 }
 
 /// The delays before attempt 1, 2, ... of a delivery.

@@ -39,8 +39,14 @@ pub fn kinds() -> &'static [(&'static str, Value)] {
             ("aws_access_key", object(&["access_key_id", "secret_access_key"], json!({
                 "access_key_id": string("Access key id"),
                 "secret_access_key": string("Secret access key"),
-                "session_token": string("Session token"),
-                "role_arn": string("Role to assume")
+                "session_token": string("Session token")
+            }))),
+            ("aws_role", object(&["role_arn"], json!({
+                "role_arn": {
+                    "type": "string", "title": "Role ARN", "maxLength": 2048,
+                    "pattern": "^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$",
+                    "description": "The IAM role Pushrail assumes, e.g. arn:aws:iam::123456789012:role/pushrail-delivery. Its trust policy must name this deployment's account and your external id."
+                }
             }))),
             ("gcp_service_account", object(&["client_email", "private_key"], json!({
                 "type": { "type": "string" },
@@ -86,6 +92,7 @@ pub fn schema(kind: &str) -> Option<&'static Value> {
 pub fn fingerprint(kind: &str, secret: &Value, hash: &str) -> String {
     let public = match kind {
         "aws_access_key" => secret["access_key_id"].as_str(),
+        "aws_role" => secret["role_arn"].as_str(),
         "gcp_service_account" => secret["client_email"].as_str(),
         "azure_shared_key" => secret["account"].as_str(),
         "azure_sas" => secret["key_name"].as_str(),

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod aws_roles;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -33,6 +33,13 @@ use crate::{http, Credential, DeliveryResult, Failure, FieldError};
 
 /// The credential kind that carries an access key.
 pub const ACCESS_KEY_KIND: &str = "aws_access_key";
+/// The credential kind that names a customer's IAM role. The host assumes the role (STS
+/// AssumeRole with the deployment's own keys and the sub-tenant's external id) and opens the
+/// session with the temporary keys as an [`ACCESS_KEY_KIND`] credential, so a plugin never
+/// sees the role's kind, nor the deployment's keys.
+pub const ROLE_KIND: &str = "aws_role";
+/// The kinds every AWS type accepts, for [`crate::TypeInfo::credentials`].
+pub const CREDENTIAL_KINDS: &[&str] = &[ACCESS_KEY_KIND, ROLE_KIND];
 
 /// Longest AWS message kept in a failure's message (the body excerpt has the rest).
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -79,6 +86,11 @@ impl Credentials {
         let credential = credential.ok_or_else(|| {
             Failure::permanent(format!("an {ACCESS_KEY_KIND} credential is required"))
         })?;
+        if credential.kind == ROLE_KIND {
+            return Err(Failure::permanent(
+                "an aws_role credential reached the plugin unassumed: this host cannot assume roles",
+            ));
+        }
         if credential.kind != ACCESS_KEY_KIND {
             return Err(Failure::permanent(format!(
                 "credential kind {} is not supported (expected {ACCESS_KEY_KIND})",
@@ -129,6 +141,26 @@ pub fn credential_schema() -> Value {
                 "description": "Only for temporary credentials."
             }
         }
+    })
+}
+
+/// The JSON Schema of the `region` field every AWS type has; `what` says whose region it is
+/// ("The queue's").
+pub fn region_schema(what: &str) -> Value {
+    json!({
+        "type": "string", "title": "Region", "pattern": "^[a-z0-9-]+$",
+        "minLength": 1, "maxLength": 64,
+        "description": format!("{what} AWS region, e.g. eu-west-1.")
+    })
+}
+
+/// The JSON Schema of the optional `endpoint` field every AWS type has; `description` says
+/// what the default is and how the endpoint is used.
+pub fn endpoint_schema(description: &str) -> Value {
+    json!({
+        "type": "string", "title": "Endpoint", "format": "uri",
+        "pattern": "^https?://", "maxLength": 2048,
+        "description": description
     })
 }
 
@@ -505,7 +537,10 @@ pub fn is_retryable_code(code: &str) -> bool {
         "PriorRequestNotComplete",
         "EC2ThrottledException",
         "KmsThrottled",
+        "KMSThrottling",
         "KMSThrottlingException",
+        // SNS's throttling code, which its model counts as the sender's fault (HTTP 429).
+        "Throttled",
         // Transient.
         "RequestTimeout",
         "RequestTimeoutException",

@@ -14,6 +14,7 @@ use super::extract::ApiJson;
 use super::views::{self, Items};
 use super::AppState;
 use crate::auth::EmbedPrincipal;
+use crate::aws_roles;
 use crate::credentials;
 use crate::error::{ApiError, ApiResult, FieldDetail};
 use crate::ids;
@@ -115,6 +116,7 @@ pub async fn insert(
     secret: &Value,
 ) -> ApiResult<CredentialRow> {
     check_secret(kind, secret)?;
+    check_available(state, kind)?;
     let scope = &principal.scope;
     let id = ids::new(ids::CREDENTIAL);
     let plain = SecretString::new(secret.to_string());
@@ -158,6 +160,7 @@ pub async fn rotate(
         wipe(&mut generated);
     }
     check_secret(&current.kind, &body.secret.0)?;
+    check_available(&state, &current.kind)?;
     let plain = SecretString::new(body.secret.0.to_string());
     let sealed = state
         .vault
@@ -208,7 +211,38 @@ pub async fn delete(
         .audit(&state.store, &mut tx, "credential.delete", &id)
         .await?;
     tx.commit().await?;
+    state.aws_roles.forget(&id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a customer needs to create a role Pushrail may assume: this deployment's AWS account,
+/// the sub-tenant's external id and the trust policy to paste into the role.
+pub async fn aws_role(
+    State(state): State<AppState>,
+    principal: EmbedPrincipal,
+) -> ApiResult<Json<Value>> {
+    check_available(&state, aws_roles::KIND)?;
+    let external_id = state.store.aws_external_id(&principal.scope).await?;
+    let trust = state
+        .aws_roles
+        .trust(&external_id)
+        .ok_or_else(roles_unavailable)?;
+    Ok(Json(trust))
+}
+
+fn roles_unavailable() -> ApiError {
+    ApiError::conflict(
+        "aws_roles_unavailable",
+        "this deployment has no AWS credentials of its own to assume roles with; use an aws_access_key credential",
+    )
+}
+
+/// Kinds the deployment must be set up for: `aws_role` needs the operator's AWS keys.
+fn check_available(state: &AppState, kind: &str) -> ApiResult<()> {
+    if kind == aws_roles::KIND && !state.aws_roles.enabled() {
+        return Err(roles_unavailable());
+    }
+    Ok(())
 }
 
 /// Validates a secret against its kind's schema. Messages name the field and the rule, never the

@@ -45,6 +45,8 @@ pub struct Shared {
     pub limits: RateLimits,
     /// Plugin calls the API makes for its own answers, bounded apart from the engine's.
     pub api_plugin_calls: Arc<tokio::sync::Semaphore>,
+    /// Assumes customers' IAM roles; knows whether this deployment can.
+    pub aws_roles: Arc<crate::aws_roles::AwsRoles>,
 }
 
 impl AppState {
@@ -131,6 +133,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(credentials::delete),
         )
         .route("/credentials/{id}/rotate", post(credentials::rotate))
+        .route("/aws-role", get(credentials::aws_role))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::get))
         .route("/replays", post(deliveries::replay))

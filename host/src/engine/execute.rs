@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{retry, Inner};
+use crate::aws_roles::{self, AssumeError, Role};
 use crate::clock;
 use crate::sandbox::{
     Credential, Event, EventResult, Failure, FailureKind, SessionKey, SessionSpec,
 };
+use crate::scope::Scope;
 use crate::store::{AttemptRow, ClaimedDelivery, Completion, Outcome};
+use crate::vault::Sealed;
 
 /// Error texts and peer excerpts kept in the delivery log are cut to this many characters.
 const MAX_LOG_TEXT: usize = 1024;
@@ -41,6 +44,12 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
             }
         }
     }
+    // One jitter and one clock reading for the whole call: what failed together is due again
+    // together, and is claimed as one batch.
+    let later = Later {
+        now: clock::now_ms(),
+        jitter: retry::Jitter::draw(),
+    };
     batch
         .iter()
         .map(|delivery| {
@@ -49,7 +58,7 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
                     "the plugin gave no answer for this event (a plugin bug); it will be tried again",
                 ))
             });
-            completion(inner, delivery, &result, started_at, duration_ms)
+            completion(inner, delivery, &result, started_at, duration_ms, later)
         })
         .collect()
 }
@@ -113,11 +122,22 @@ async fn attempt(
             "this destination type needs a credential",
         ));
     }
+    // A role is assumed here, by the host: the session is opened with the temporary keys, and
+    // the key of the warm session names them, so fresh keys open a fresh session.
+    let assumed = match &sealed {
+        Some((id, kind, ciphertext)) if kind == aws_roles::KIND => {
+            Some(assume_role(inner, &scope, &destination.id, id, ciphertext).await?)
+        }
+        _ => None,
+    };
     let key = {
         let (id, kind, ciphertext) = match &sealed {
             Some((id, kind, sealed)) => (id.as_bytes(), kind.as_bytes(), &sealed.ciphertext[..]),
             None => (&b""[..], &b""[..], &b""[..]),
         };
+        let temporary = assumed
+            .as_ref()
+            .map_or(&b""[..], |keys| keys.access_key_id.as_bytes());
         SessionKey::new(
             &destination.id,
             &[
@@ -126,15 +146,20 @@ async fn attempt(
                 id,
                 kind,
                 ciphertext,
+                temporary,
             ],
         )
     };
     let vault = inner.vault.clone();
     let config = destination.config.clone();
     let spec = move || {
-        let credential = match sealed {
-            None => None,
-            Some((id, kind, sealed)) => {
+        let credential = match (sealed, assumed) {
+            (None, _) => None,
+            (Some(_), Some(keys)) => Some(Credential {
+                kind: aws_roles::ACCESS_KEY_KIND.to_owned(),
+                secret: keys.secret_json().to_string(),
+            }),
+            (Some((id, kind, sealed)), None) => {
                 let context = crate::credentials::context(&scope, &id);
                 let plain = vault.open(&context, &sealed).map_err(|error| {
                     Failure::permanent(format!("the credential cannot be decrypted: {error}"))
@@ -160,12 +185,63 @@ async fn attempt(
     inner.plugins.deliver(&plugin, key, spec, events).await
 }
 
+/// The temporary keys of an `aws_role` credential: cached, or assumed now with the role ARN
+/// (decrypted only then) and the sub-tenant's external id.
+async fn assume_role(
+    inner: &Inner,
+    scope: &Scope,
+    destination_id: &str,
+    credential_id: &str,
+    sealed: &Sealed,
+) -> Result<aws_roles::TemporaryKeys, Failure> {
+    let role = || async {
+        let context = crate::credentials::context(scope, credential_id);
+        let plain = inner.vault.open(&context, sealed).map_err(|error| {
+            AssumeError::permanent(format!("the credential cannot be decrypted: {error}"))
+        })?;
+        let secret: serde_json::Value = serde_json::from_slice(&plain)
+            .map_err(|_| AssumeError::permanent("the aws_role credential is not JSON"))?;
+        let arn = secret["role_arn"]
+            .as_str()
+            .ok_or_else(|| AssumeError::permanent("the aws_role credential has no role_arn"))?
+            .to_owned();
+        let external_id =
+            inner.store.aws_external_id(scope).await.map_err(|e| {
+                AssumeError::retryable(format!("loading the external id failed: {e}"))
+            })?;
+        Ok(Role {
+            arn,
+            external_id,
+            session_name: destination_id.to_owned(),
+        })
+    };
+    inner
+        .aws_roles
+        .keys(credential_id, &sealed.ciphertext, role)
+        .await
+        .map_err(|error| {
+            if error.retryable {
+                Failure::retryable(error.message)
+            } else {
+                Failure::permanent(error.message)
+            }
+        })
+}
+
+/// When a batch's failures are due again: from `now`, by the schedule times `jitter`.
+#[derive(Clone, Copy)]
+struct Later {
+    now: i64,
+    jitter: retry::Jitter,
+}
+
 fn completion(
     inner: &Inner,
     delivery: &ClaimedDelivery,
     result: &EventResult,
     started_at: i64,
     duration_ms: i64,
+    later: Later,
 ) -> Completion {
     let n = delivery.attempt_count + 1;
     let attempts_made = delivery.retry_index as usize + 1;
@@ -193,8 +269,13 @@ fn completion(
         (Outcome::Succeeded, _) => ("succeeded", None),
         (Outcome::RetryableError, Err(failure)) => {
             let retry_after = failure.retry_after_ms.map(Duration::from_millis);
-            match retry::next_delay(&inner.settings.retry, attempts_made, retry_after) {
-                Some(delay) => ("pending", Some(clock::now_ms() + delay.as_millis() as i64)),
+            match retry::next_delay(
+                &inner.settings.retry,
+                attempts_made,
+                retry_after,
+                later.jitter,
+            ) {
+                Some(delay) => ("pending", Some(later.now + delay.as_millis() as i64)),
                 None => ("failed", None),
             }
         }

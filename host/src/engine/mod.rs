@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify, Semaphore};
 
+use crate::aws_roles::AwsRoles;
 use crate::config::RetrySchedule;
 use crate::sandbox::Sandbox;
 use crate::store::{ClaimedDelivery, Completion, Store};
@@ -47,6 +48,7 @@ struct Inner {
     store: Store,
     plugins: Arc<Sandbox>,
     vault: Arc<Vault>,
+    aws_roles: Arc<AwsRoles>,
     settings: EngineSettings,
     owner: String,
     wake: Notify,
@@ -60,6 +62,7 @@ impl Engine {
         store: Store,
         plugins: Arc<Sandbox>,
         vault: Arc<Vault>,
+        aws_roles: Arc<AwsRoles>,
         settings: EngineSettings,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -69,6 +72,7 @@ impl Engine {
                 store,
                 plugins,
                 vault,
+                aws_roles,
                 settings,
                 owner,
                 wake: Notify::new(),

@@ -9,19 +9,33 @@ use crate::config::RetrySchedule;
 /// Retry-After beyond this is treated as this: a peer cannot park a delivery for a week.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// A factor of ±20% on the schedule's delays, so that a burst of failures does not come back as
+/// a burst. One is drawn per plugin call, not per delivery: the events of a failed batch come
+/// back due together and travel as one batch again, which is what lets an object-per-batch
+/// type (S3) overwrite its own object on retry instead of writing a second one.
+#[derive(Debug, Clone, Copy)]
+pub struct Jitter(f64);
+
+impl Jitter {
+    pub fn draw() -> Self {
+        Self(rand::thread_rng().gen_range(0.8..1.2))
+    }
+}
+
 /// The delay before the next attempt after `attempts_made` attempts since the last replay, or
-/// `None` when the schedule is used up. The schedule's delay is jittered by ±20% so that a burst
-/// of failures does not come back as a burst; a peer's Retry-After is a floor.
+/// `None` when the schedule is used up. The schedule's delay is jittered; a peer's Retry-After
+/// is a floor.
 pub fn next_delay(
     schedule: &RetrySchedule,
     attempts_made: usize,
     retry_after: Option<Duration>,
+    jitter: Jitter,
 ) -> Option<Duration> {
     let base = schedule.delay_after(attempts_made)?;
     let jittered = if base.is_zero() {
         base
     } else {
-        base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+        base.mul_f64(jitter.0)
     };
     Some(match retry_after {
         Some(floor) => jittered.max(floor.min(MAX_RETRY_AFTER)),
@@ -43,19 +57,25 @@ mod tests {
 
     #[test]
     fn follows_the_schedule_with_jitter() {
-        let delay = next_delay(&schedule(), 1, None).unwrap();
+        let delay = next_delay(&schedule(), 1, None, Jitter::draw()).unwrap();
         assert!(
             delay >= Duration::from_secs(8) && delay <= Duration::from_secs(12),
             "{delay:?}"
         );
-        assert_eq!(next_delay(&schedule(), 3, None), None);
+        assert_eq!(next_delay(&schedule(), 3, None, Jitter::draw()), None);
     }
 
     #[test]
     fn retry_after_is_a_floor() {
-        let delay = next_delay(&schedule(), 1, Some(Duration::from_secs(60))).unwrap();
+        let delay = next_delay(&schedule(), 1, Some(Duration::from_secs(60)), Jitter(1.0)).unwrap();
         assert_eq!(delay, Duration::from_secs(60));
-        let capped = next_delay(&schedule(), 1, Some(Duration::from_secs(10_000_000))).unwrap();
+        let capped = next_delay(
+            &schedule(),
+            1,
+            Some(Duration::from_secs(10_000_000)),
+            Jitter(1.0),
+        )
+        .unwrap();
         assert_eq!(capped, MAX_RETRY_AFTER);
     }
 }

@@ -1,4 +1,5 @@
 use super::Store;
+use crate::scope::Scope;
 use crate::{clock, ids};
 
 impl Store {
@@ -72,6 +73,38 @@ impl Store {
         .bind(external_id)
         .fetch_optional(&self.read)
         .await
+    }
+}
+
+impl Store {
+    /// The external id the sub-tenant's IAM roles must require, made on first use. Random, not
+    /// derived, so that nothing the vendor or customer knows predicts another sub-tenant's.
+    pub async fn aws_external_id(&self, scope: &Scope) -> sqlx::Result<String> {
+        let read = || {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT aws_external_id FROM sub_tenants WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(scope.tenant_id())
+            .bind(scope.sub_tenant_id())
+        };
+        if let Some(id) = read().fetch_one(&self.read).await? {
+            return Ok(id);
+        }
+        let generated = format!("pushrail-{}", uuid::Uuid::new_v4().simple());
+        // Two first uses at once: only one UPDATE finds the column empty; both read its value.
+        sqlx::query(
+            "UPDATE sub_tenants SET aws_external_id = $1
+             WHERE tenant_id = $2 AND id = $3 AND aws_external_id IS NULL",
+        )
+        .bind(&generated)
+        .bind(scope.tenant_id())
+        .bind(scope.sub_tenant_id())
+        .execute(&self.write)
+        .await?;
+        read()
+            .fetch_one(&self.write)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
     }
 }
 

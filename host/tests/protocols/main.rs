@@ -12,7 +12,9 @@
 mod common;
 mod support;
 
+mod aws_role;
 mod eventbridge;
+mod firehose;
 mod kafka;
 mod kinesis;
 mod mqtt;
@@ -20,4 +22,6 @@ mod nats;
 mod postgres;
 mod rabbitmq;
 mod redis_streams;
+mod s3;
+mod sns;
 mod sqs;

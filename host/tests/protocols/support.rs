@@ -154,9 +154,15 @@ fn python_bin() -> String {
 
 /// Runs `host/tests/peers/<script>` with the test venv's Python and returns its JSON output.
 pub fn python(script: &str, args: &[&str]) -> Value {
+    python_with_env(script, args, &[])
+}
+
+/// [`python`] with extra environment variables.
+pub fn python_with_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     let out = Command::new(python_bin())
         .arg(workspace().join("host/tests/peers").join(script))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -200,6 +206,28 @@ pub fn aws(port: u16, args: &[&str]) -> Value {
     let mut all = vec![port.as_str()];
     all.extend_from_slice(args);
     python("peer_aws.py", &all)
+}
+
+/// [`aws`] signed with `key` (`{"access_key_id", "secret_access_key"}`), for reading back once
+/// moto checks signatures.
+pub fn aws_as(port: u16, key: &Value, args: &[&str]) -> Value {
+    let port = port.to_string();
+    let mut all = vec![port.as_str()];
+    all.extend_from_slice(args);
+    python_with_env(
+        "peer_aws.py",
+        &all,
+        &[
+            (
+                "PEER_AWS_ACCESS_KEY_ID",
+                key["access_key_id"].as_str().unwrap(),
+            ),
+            (
+                "PEER_AWS_SECRET_ACCESS_KEY",
+                key["secret_access_key"].as_str().unwrap(),
+            ),
+        ],
+    )
 }
 
 /// A long-running Python reader (a subscriber) that printed `ready`; [`Background::finish`]

@@ -79,11 +79,7 @@ impl Destination for EventBridge {
                     "minLength": 1, "maxLength": MAX_BUS_ARN_CHARS,
                     "description": "The event bus's name or ARN, e.g. orders (default is the account's default bus)."
                 },
-                "region": {
-                    "type": "string", "title": "Region", "pattern": "^[a-z0-9-]+$",
-                    "minLength": 1, "maxLength": 64,
-                    "description": "The event bus's AWS region, e.g. eu-west-1."
-                },
+                "region": aws::region_schema("The event bus's"),
                 "source": {
                     "type": "string", "title": "Source", "minLength": 1, "maxLength": MAX_SOURCE_CHARS,
                     "default": DEFAULT_SOURCE,
@@ -94,15 +90,13 @@ impl Destination for EventBridge {
                     "default": DEFAULT_DETAIL_TYPE,
                     "description": "Template of each event's DetailType ({{event.id}}, {{event.type}}, {{payload.a.b}}), which rules match on. It must render to 1 to 128 characters. Default: the event type."
                 },
-                "endpoint": {
-                    "type": "string", "title": "Endpoint", "format": "uri",
-                    "pattern": "^https?://", "maxLength": 2048,
-                    "description": "The EventBridge service's base URL, for local peers and private endpoints; default https://events.<region>.amazonaws.com."
-                },
+                "endpoint": aws::endpoint_schema(
+                    "The EventBridge service's base URL, for local peers and private endpoints; default https://events.<region>.amazonaws.com."
+                ),
                 "timeout_ms": settings::timeout_schema()
             }
         }))
-        .credentials(&[aws::ACCESS_KEY_KIND], aws::credential_schema(), true)
+        .credentials(aws::CREDENTIAL_KINDS, aws::credential_schema(), true)
         .max_batch_size(MAX_ENTRIES as u32)
     }
 

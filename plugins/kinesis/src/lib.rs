@@ -69,25 +69,19 @@ impl Destination for Kinesis {
                     "minLength": 1, "maxLength": MAX_STREAM_NAME_CHARS,
                     "description": "The data stream's name, e.g. orders."
                 },
-                "region": {
-                    "type": "string", "title": "Region", "pattern": "^[a-z0-9-]+$",
-                    "minLength": 1, "maxLength": 64,
-                    "description": "The stream's AWS region, e.g. eu-west-1."
-                },
+                "region": aws::region_schema("The stream's"),
                 "partition_key": {
                     "type": "string", "title": "Partition key", "minLength": 1, "maxLength": 1024,
                     "default": DEFAULT_PARTITION_KEY,
                     "description": "Template of each record's partition key ({{event.id}}, {{event.type}}, {{payload.a.b}}); records with the same key go to the same shard, in order. It must render to 1 to 256 characters. Default: the event id."
                 },
-                "endpoint": {
-                    "type": "string", "title": "Endpoint", "format": "uri",
-                    "pattern": "^https?://", "maxLength": 2048,
-                    "description": "The Kinesis service's base URL, for local peers and private endpoints; default https://kinesis.<region>.amazonaws.com."
-                },
+                "endpoint": aws::endpoint_schema(
+                    "The Kinesis service's base URL, for local peers and private endpoints; default https://kinesis.<region>.amazonaws.com."
+                ),
                 "timeout_ms": settings::timeout_schema()
             }
         }))
-        .credentials(&[aws::ACCESS_KEY_KIND], aws::credential_schema(), true)
+        .credentials(aws::CREDENTIAL_KINDS, aws::credential_schema(), true)
         .max_batch_size(MAX_RECORDS as u32)
     }
 

@@ -68,25 +68,19 @@ impl Destination for Sqs {
                     "pattern": "^https?://", "maxLength": 2048,
                     "description": "The queue's URL, e.g. https://sqs.eu-west-1.amazonaws.com/123456789012/orders (a name ending in .fifo is a FIFO queue)."
                 },
-                "region": {
-                    "type": "string", "title": "Region", "pattern": "^[a-z0-9-]+$",
-                    "minLength": 1, "maxLength": 64,
-                    "description": "The queue's AWS region, e.g. eu-west-1."
-                },
+                "region": aws::region_schema("The queue's"),
                 "message_group_id": {
                     "type": "string", "title": "Message group id", "minLength": 1, "maxLength": 1024,
                     "default": DEFAULT_MESSAGE_GROUP_ID,
                     "description": "FIFO queues only: template of each message's group ({{event.id}}, {{event.type}}, {{payload.a.b}}); messages of one group are delivered in order. Default: the event type."
                 },
-                "endpoint": {
-                    "type": "string", "title": "Endpoint", "format": "uri",
-                    "pattern": "^https?://", "maxLength": 2048,
-                    "description": "The SQS service's base URL, for local peers and private endpoints; default https://sqs.<region>.amazonaws.com. The queue is still the queue URL's."
-                },
+                "endpoint": aws::endpoint_schema(
+                    "The SQS service's base URL, for local peers and private endpoints; default https://sqs.<region>.amazonaws.com. The queue is still the queue URL's."
+                ),
                 "timeout_ms": settings::timeout_schema()
             }
         }))
-        .credentials(&[aws::ACCESS_KEY_KIND], aws::credential_schema(), true)
+        .credentials(aws::CREDENTIAL_KINDS, aws::credential_schema(), true)
         .max_batch_size(MAX_ENTRIES as u32)
     }
 
