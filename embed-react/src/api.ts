@@ -75,6 +75,31 @@ export interface Credential {
   fingerprint: string;
 }
 
+/**
+ * What a customer needs to create an IAM role Pushrail may assume (credential kind `aws_role`):
+ * the deployment's AWS account, the customer's own external id, and the trust policy naming both.
+ */
+export interface AwsRoleTrust {
+  /** The deployment's AWS account id, the principal the role must trust. */
+  account_id: string;
+  /** The customer's external id (`pushrail-<32 hex>`), which the trust policy must require. */
+  external_id: string;
+  /** `arn:aws:iam::<account_id>:root` (or its partition's equivalent). */
+  principal: string;
+  trust_policy: AwsTrustPolicy;
+}
+
+export interface AwsTrustPolicy {
+  Version: string;
+  Statement: {
+    Effect: string;
+    Principal: { AWS: string };
+    Action: string;
+    Condition: { StringEquals: { 'sts:ExternalId': string } };
+  }[];
+  [key: string]: unknown;
+}
+
 export type DeliveryStatus = 'pending' | 'delivering' | 'succeeded' | 'failed';
 export type AttemptOutcome = 'succeeded' | 'retryable_error' | 'permanent_error';
 
@@ -273,6 +298,14 @@ export class ApiClient {
 
   deleteCredential(id: string): Promise<void> {
     return this.request('DELETE', `/credentials/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * The deployment's account, the customer's external id and the trust policy for an `aws_role`
+   * credential. A 409 `aws_roles_unavailable` when the deployment has no AWS keys of its own.
+   */
+  getAwsRole(): Promise<AwsRoleTrust> {
+    return this.request('GET', '/aws-role');
   }
 
   listDeliveries(filters: DeliveryFilters, cursor?: string | null, limit = 25): Promise<Page<Delivery>> {

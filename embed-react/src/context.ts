@@ -3,7 +3,7 @@
 import { createContext, useContext } from 'react';
 import { useQuery, type UseQueryResult } from '@tanstack/react-query';
 
-import type { ApiClient, Credential, Destination, DestinationType } from './api.js';
+import type { ApiClient, AwsRoleTrust, Credential, Destination, DestinationType } from './api.js';
 
 export type TabId = 'destinations' | 'credentials' | 'deliveries' | 'replay';
 
@@ -35,6 +35,7 @@ export const keys = {
   credentials: ['pushrail', 'credentials'] as const,
   deliveries: ['pushrail', 'deliveries'] as const,
   delivery: (id: string) => ['pushrail', 'delivery', id] as const,
+  awsRole: ['pushrail', 'aws-role'] as const,
 };
 
 export function useTypes(): UseQueryResult<DestinationType[]> {
@@ -50,4 +51,11 @@ export function useDestinations(): UseQueryResult<Destination[]> {
 export function useCredentials(): UseQueryResult<Credential[]> {
   const { api } = useEmbed();
   return useQuery({ queryKey: keys.credentials, queryFn: () => api.listCredentials() });
+}
+
+/** The trust setup of an `aws_role` credential; asked for only when `enabled` (that kind is chosen). */
+export function useAwsRole(enabled = true): UseQueryResult<AwsRoleTrust> {
+  const { api } = useEmbed();
+  // The external id and account do not change: no need to ask again within a session.
+  return useQuery({ queryKey: keys.awsRole, queryFn: () => api.getAwsRole(), enabled, staleTime: Infinity });
 }

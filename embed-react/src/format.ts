@@ -41,6 +41,7 @@ const KIND_LABELS: Record<string, string> = {
   basic: 'Basic auth',
   bearer: 'Bearer token',
   aws_access_key: 'AWS access key',
+  aws_role: 'AWS IAM role',
   gcp_service_account: 'GCP service account',
   azure_shared_key: 'Azure shared key',
   azure_sas: 'Azure SAS key',
@@ -53,6 +54,16 @@ const KIND_LABELS: Record<string, string> = {
 
 export function kindLabel(kind: string): string {
   return KIND_LABELS[kind] ?? humanize(kind);
+}
+
+/**
+ * A kind's label inside a sentence ("Enter the new signing secret"): the first letter lowered,
+ * unless the first word is an acronym or brand (AWS, SASL/PLAIN, PostgreSQL).
+ */
+export function kindPhrase(kind: string): string {
+  const label = kindLabel(kind);
+  const first = label.split(' ')[0] ?? '';
+  return first.slice(1) === first.slice(1).toLowerCase() ? label.charAt(0).toLowerCase() + label.slice(1) : label;
 }
 
 /** Every credential kind any destination type accepts, once each, with its secret's schema. */

@@ -12,6 +12,8 @@ export {
   ApiClient,
   PushrailApiError,
   type Attempt,
+  type AwsRoleTrust,
+  type AwsTrustPolicy,
   type AttemptOutcome,
   type Credential,
   type CredentialKind,

@@ -6,8 +6,10 @@ import {
   useEffect,
   useId,
   useRef,
+  useState,
   type ButtonHTMLAttributes,
   type ReactNode,
+  type RefObject,
 } from 'react';
 
 import { cx, type PushrailClassNames } from './theme.js';
@@ -35,7 +37,8 @@ type IconName =
   | 'lock'
   | 'trash'
   | 'key'
-  | 'play';
+  | 'play'
+  | 'copy';
 
 const PATHS: Record<IconName, ReactNode> = {
   check: <path d="M3.5 8.5l3 3 6-7" />,
@@ -83,6 +86,12 @@ const PATHS: Record<IconName, ReactNode> = {
     </>
   ),
   play: <path d="M5 3.5v9l7-4.5z" />,
+  copy: (
+    <>
+      <rect x="5.5" y="5.5" width="8" height="8" rx="1.2" />
+      <path d="M10.5 5.5V3.7a1.2 1.2 0 0 0-1.2-1.2H3.7a1.2 1.2 0 0 0-1.2 1.2v5.6a1.2 1.2 0 0 0 1.2 1.2h1.8" />
+    </>
+  ),
 };
 
 export function Icon({ name, className }: { name: IconName; className?: string }) {
@@ -139,6 +148,79 @@ export function Button({
       {busy ? <Icon name="spinner" /> : icon ? <Icon name={icon} /> : null}
       {children}
     </button>
+  );
+}
+
+/* ----------------------------------------------------------------- copy */
+
+/** Selects an element's text, so that the customer can copy it with the keyboard. */
+function selectContents(element: HTMLElement | null): void {
+  const selection = typeof window === 'undefined' ? null : window.getSelection();
+  if (!element || !selection) return;
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  selection.removeAllRanges();
+  selection.addRange(range);
+}
+
+export interface CopyButtonProps {
+  /** The text put on the clipboard. */
+  text: string;
+  /** What is copied, for the button's accessible name ("Copy external ID"). */
+  what: string;
+  /** The element showing `text`: selected when the clipboard can't be written. */
+  source: RefObject<HTMLElement | null>;
+  className?: string;
+}
+
+/**
+ * "Copy" with the async Clipboard API. The outcome is announced through a live region next to
+ * the button: "Copied", or, where the clipboard is unavailable (insecure origin, a permissions
+ * policy, an old browser), the text is selected and the customer is told to copy it themselves.
+ */
+export function CopyButton({ text, what, source, className }: CopyButtonProps) {
+  const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => {
+    clearTimeout(timer.current);
+  }, []);
+
+  const copy = async () => {
+    clearTimeout(timer.current);
+    const clipboard = (navigator as { clipboard?: Partial<Clipboard> }).clipboard;
+    try {
+      if (!clipboard?.writeText) throw new Error('no clipboard');
+      await clipboard.writeText(text);
+      setState('copied');
+      timer.current = setTimeout(() => {
+        setState('idle');
+      }, 2500);
+    } catch {
+      selectContents(source.current);
+      setState('failed');
+    }
+  };
+
+  return (
+    <span className={cx('pr-copy', className)}>
+      <span className={cx('pr-copy-status', state === 'failed' && 'pr-copy-status-failed')} aria-live="polite">
+        {state === 'copied'
+          ? 'Copied'
+          : state === 'failed'
+            ? "Couldn't copy here: the text is selected, press Ctrl+C (⌘C on a Mac)."
+            : ''}
+      </span>
+      <Button
+        size="sm"
+        icon={state === 'copied' ? 'check' : 'copy'}
+        aria-label={`Copy ${what}`}
+        onClick={() => {
+          void copy();
+        }}
+      >
+        Copy
+      </Button>
+    </span>
   );
 }
 

@@ -4,8 +4,8 @@ import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState, type SyntheticEvent } from 'react';
 
 import { PushrailApiError, type Credential, type CredentialKind, type JsonSchema } from '../api.js';
-import { keys, useCredentials, useDestinations, useEmbed, useTypes } from '../context.js';
-import { allKinds, formatDateTime, kindLabel } from '../format.js';
+import { keys, useAwsRole, useCredentials, useDestinations, useEmbed, useTypes } from '../context.js';
+import { allKinds, formatDateTime, kindLabel, kindPhrase } from '../format.js';
 import { clearChanged, mapDetails, prune, validate, type FieldErrors } from '../schema.js';
 import { SchemaForm } from '../SchemaForm.js';
 import {
@@ -22,6 +22,7 @@ import {
   Table,
   useInputClass,
 } from '../ui.js';
+import { AWS_ROLE_KIND, AwsRoleReminder, AwsRoleSetup, rolesUnavailable } from './AwsRole.js';
 import { focusFirstInvalid } from './Destinations.js';
 import { errorMessage, QueryError } from './shared.js';
 
@@ -218,6 +219,16 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
   const selected = kinds.find((k) => k.kind === kind);
   const schema = selected?.schema ?? EMPTY_SCHEMA;
   const id = (field: string) => `${idPrefix}-cred-${field}`;
+  const isRole = kind === AWS_ROLE_KIND;
+  const awsRole = useAwsRole(isRole);
+  // The deployment can't assume roles: nothing of this kind can be saved.
+  const roleBlocked = isRole && rolesUnavailable(awsRole.error);
+  const chooseKind = (next: string) => {
+    setKind(next);
+    setSecret({});
+    setSecretErrors({});
+    setTopErrors(({ kind: _kind, ...rest }) => rest);
+  };
 
   const create = useMutation({
     mutationFn: (input: { name: string; kind: string; secret: Record<string, unknown> }) => api.createCredential(input),
@@ -234,6 +245,7 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
 
   const submit = (event: SyntheticEvent<HTMLFormElement>) => {
     event.preventDefault();
+    if (roleBlocked) return;
     const errors: FieldErrors = {};
     if (!name.trim()) errors.name = 'Give the credential a name.';
     if (!kind) errors.kind = 'Choose a kind.';
@@ -305,10 +317,7 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
               aria-invalid={topErrors.kind ? true : undefined}
               aria-describedby={describedBy(id('kind'), false, topErrors.kind)}
               onChange={(event) => {
-                setKind(event.target.value);
-                setSecret({});
-                setSecretErrors({});
-                setTopErrors(({ kind: _kind, ...rest }) => rest);
+                chooseKind(event.target.value);
               }}
             >
               <option value="">Choose…</option>
@@ -320,7 +329,21 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
             </select>
           </Field>
         </Card>
-        {selected ? (
+        {isRole ? (
+          <AwsRoleSetup
+            trust={awsRole}
+            types={types.data ?? []}
+            noticeId={id('aws-role-unavailable')}
+            onUseAccessKey={
+              kinds.some((k) => k.kind === 'aws_access_key')
+                ? () => {
+                    chooseKind('aws_access_key');
+                  }
+                : undefined
+            }
+          />
+        ) : null}
+        {selected && !roleBlocked ? (
           <Card>
             <h3 className="pr-card-title">{kindLabel(selected.kind)}</h3>
             <SchemaForm
@@ -333,7 +356,9 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
               }}
               errors={secretErrors}
               idPrefix={id(`secret-${selected.kind}`)}
-              secret
+              // A role ARN is no secret (the list shows it as the fingerprint): a plain text
+              // field, so that the customer can check what they pasted.
+              secret={!isRole}
             />
           </Card>
         ) : null}
@@ -341,7 +366,13 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
           <Button onClick={onDone} disabled={create.isPending}>
             Cancel
           </Button>
-          <Button type="submit" variant="primary" busy={create.isPending}>
+          <Button
+            type="submit"
+            variant="primary"
+            busy={create.isPending}
+            disabled={roleBlocked}
+            aria-describedby={roleBlocked ? id('aws-role-unavailable') : undefined}
+          >
             Save credential
           </Button>
         </div>
@@ -366,6 +397,10 @@ function RotateDialog({
   const [formError, setFormError] = useState<{ message: string; list: string[] } | null>(null);
   const schema = kind?.schema ?? EMPTY_SCHEMA;
   const formId = `${idPrefix}-rotate-form`;
+  const isRole = credential.kind === AWS_ROLE_KIND;
+  const awsRole = useAwsRole(isRole);
+  const roleBlocked = isRole && rolesUnavailable(awsRole.error);
+  const noticeId = `${idPrefix}-rotate-aws-role-unavailable`;
 
   const rotate = useMutation({
     mutationFn: (value: Record<string, unknown>) => api.rotateCredential(credential.id, value),
@@ -390,7 +425,14 @@ function RotateDialog({
           <Button onClick={onClose} disabled={rotate.isPending}>
             Cancel
           </Button>
-          <Button type="submit" form={formId} variant="primary" busy={rotate.isPending}>
+          <Button
+            type="submit"
+            form={formId}
+            variant="primary"
+            busy={rotate.isPending}
+            disabled={roleBlocked}
+            aria-describedby={roleBlocked ? noticeId : undefined}
+          >
             Rotate credential
           </Button>
         </>
@@ -403,6 +445,7 @@ function RotateDialog({
         aria-label={`Rotate ${credential.name}`}
         onSubmit={(event) => {
           event.preventDefault();
+          if (roleBlocked) return;
           const clean = prune(secret);
           const errors = kind?.schema ? validate(kind.schema, clean) : {};
           setSecretErrors(errors);
@@ -415,9 +458,11 @@ function RotateDialog({
         }}
       >
         <p className="pr-dialog-text">
-          Enter the new {kindLabel(credential.kind).toLowerCase()}. The current secret is destroyed and later
-          deliveries use the new one.
+          {isRole
+            ? 'Enter the ARN of the role to use from now on. Later deliveries assume the new role.'
+            : `Enter the new ${kindPhrase(credential.kind)}. The current secret is destroyed and later deliveries use the new one.`}
         </p>
+        {isRole ? <AwsRoleReminder trust={awsRole} noticeId={noticeId} /> : null}
         {formError ? (
           <Notice tone="danger" title={formError.message}>
             {formError.list.length ? (
@@ -429,17 +474,19 @@ function RotateDialog({
             ) : null}
           </Notice>
         ) : null}
-        <SchemaForm
-          schema={schema}
-          value={secret}
-          onChange={(next) => {
-            setSecretErrors(clearChanged(secretErrors, secret, next));
-            setSecret(next);
-          }}
-          errors={secretErrors}
-          idPrefix={`${idPrefix}-rotate-${credential.id}`}
-          secret
-        />
+        {roleBlocked ? null : (
+          <SchemaForm
+            schema={schema}
+            value={secret}
+            onChange={(next) => {
+              setSecretErrors(clearChanged(secretErrors, secret, next));
+              setSecret(next);
+            }}
+            errors={secretErrors}
+            idPrefix={`${idPrefix}-rotate-${credential.id}`}
+            secret={!isRole}
+          />
+        )}
       </form>
     </Dialog>
   );

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import {
   ARTIFACTS_DIR,
+  AWS_ACCOUNT_ID,
   CHROMIUM,
   onStop,
   poll,
@@ -39,6 +40,7 @@ function customerA(): Page {
 let destinationId = '';
 let signingSecret = '';
 const deliveriesOfA: string[] = [];
+let externalIdOfA = '';
 const pageErrors: string[] = [];
 
 /** Saves a screenshot; the whole page, or only the viewport while a modal dialog is open. */
@@ -66,6 +68,23 @@ async function signIn(page: Page, customer: string): Promise<void> {
 async function openTab(page: Page, name: string): Promise<void> {
   await page.getByRole('tab', { name }).click();
   await page.locator('[role="tab"][aria-selected="true"]', { hasText: name }).waitFor();
+}
+
+/** What `GET /embed/v1/aws-role` answers for the page's signed-in customer. */
+async function awsRoleOf(page: Page): Promise<{ account_id: string; external_id: string; principal: string }> {
+  const response = await fetch(`${host.url}/embed/v1/aws-role`, { headers: { Authorization: `Bearer ${await tokenOf(page)}` } });
+  expect(response.status).toBe(200);
+  return (await response.json()) as { account_id: string; external_id: string; principal: string };
+}
+
+/** Opens "Add a credential" with the kind "AWS IAM role" and answers the external id it shows. */
+async function openAwsRoleForm(page: Page): Promise<string> {
+  await openTab(page, 'Credentials');
+  await page.getByRole('button', { name: 'Add credential' }).first().click();
+  await page.getByLabel('Kind').selectOption({ label: 'AWS IAM role' });
+  const externalId = page.locator('.pr-copy-item').filter({ has: page.getByText('External ID', { exact: true }) }).locator('code');
+  await externalId.waitFor();
+  return (await externalId.textContent()) ?? '';
 }
 
 /** The token the demo backend mints for the page's signed-in customer. */
@@ -335,6 +354,52 @@ describe('embed in the demo dashboard, against the real host', () => {
     expect(await row.count()).toBe(0);
   });
 
+  it('sets up an AWS IAM role credential with the customer’s external id and trust policy', async () => {
+    const page = customerA();
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: demoUrl });
+    externalIdOfA = await openAwsRoleForm(page);
+    expect(externalIdOfA).toMatch(/^pushrail-[0-9a-f]{32}$/);
+    // The very id the host keeps for this customer, and the deployment's account.
+    const trust = await awsRoleOf(page);
+    expect(trust.external_id).toBe(externalIdOfA);
+    expect(trust.account_id).toBe(AWS_ACCOUNT_ID);
+    const card = page.locator('.pr-aws-role');
+    await expect(card.locator('ol li').first().textContent()).resolves.toContain(`Another AWS account as the trusted entity: account ID ${AWS_ACCOUNT_ID}`);
+    const policyText = (await page.getByLabel('Trust policy', { exact: true }).textContent()) ?? '';
+    expect(policyText).toMatch(/^{\n {2}"Version": "2012-10-17",\n {2}"Statement": \[/);
+    const policy = JSON.parse(policyText) as {
+      Statement: { Principal: { AWS: string }; Action: string; Condition: { StringEquals: Record<string, string> } }[];
+    };
+    expect(policy.Statement[0]?.Principal.AWS).toBe(`arn:aws:iam::${AWS_ACCOUNT_ID}:root`);
+    expect(policy.Statement[0]?.Action).toBe('sts:AssumeRole');
+    expect(policy.Statement[0]?.Condition.StringEquals['sts:ExternalId']).toBe(externalIdOfA);
+
+    // Copy puts it on the clipboard and says so.
+    await page.getByRole('button', { name: 'Copy external ID' }).click();
+    await card.getByText('Copied', { exact: true }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(externalIdOfA);
+
+    await page.getByLabel('Name', { exact: true }).fill('Orders queue role');
+    const roleArn = 'arn:aws:iam::210987654321:role/pushrail-orders';
+    await page.getByLabel('Role ARN').fill(roleArn);
+    await shot(page, '11b-aws-role-setup');
+    await page.getByRole('button', { name: 'Save credential' }).click();
+    const row = page.locator('tr[data-credential="Orders queue role"]');
+    await row.waitFor();
+    await expect(row.locator('td').nth(1).textContent()).resolves.toBe('AWS IAM role');
+    await expect(row.locator('code').textContent()).resolves.toMatch(new RegExp(`^${roleArn} · `));
+    await shot(page, '11c-aws-role-credential');
+
+    // Rotating it reminds of the external id the new role must require.
+    await page.getByRole('button', { name: 'Rotate Orders queue role' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Rotate “Orders queue role”' });
+    await dialog.getByText(externalIdOfA, { exact: true }).waitFor();
+    await dialog.getByRole('button', { name: 'Copy external ID' }).waitFor();
+    await shot(page, '11d-aws-role-rotate', false);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+  });
+
   it('shows customer B none of customer A’s destinations or deliveries', async () => {
     const { context, page } = await newCustomerPage('acme-customer-b');
     try {
@@ -349,6 +414,11 @@ describe('embed in the demo dashboard, against the real host', () => {
       for (const id of deliveriesOfA) {
         expect((await fetch(`${host.url}/embed/v1/deliveries/${id}`, { headers })).status).toBe(404);
       }
+      // B has an external id of its own: a role set up for A can't be assumed for B.
+      const externalIdOfB = await openAwsRoleForm(page);
+      expect(externalIdOfB).toMatch(/^pushrail-[0-9a-f]{32}$/);
+      expect(externalIdOfB).not.toBe(externalIdOfA);
+      expect((await awsRoleOf(page)).external_id).toBe(externalIdOfB);
     } finally {
       await context.close();
     }

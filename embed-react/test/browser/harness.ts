@@ -88,6 +88,12 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * The AWS account the host is told is its own, so that customers can set up `aws_role`
+ * credentials (the keys are never used: STS is only called when delivering with a role).
+ */
+export const AWS_ACCOUNT_ID = '123456789012';
+
 export interface Host {
   url: string;
   apiKey: string;
@@ -114,6 +120,9 @@ export async function startHost(): Promise<Host> {
       '--plugins-dir', PLUGINS_DIR,
       '--allow-egress', '127.0.0.0/8',
       '--retry-schedule', '0s,500ms,500ms',
+      '--aws-access-key-id', 'AKIAEMBEDE2ETEST0000',
+      '--aws-secret-access-key', 'embed-e2e-not-a-real-secret',
+      '--aws-account-id', AWS_ACCOUNT_ID,
     ],
     { PUSHRAIL_LOG: 'warn' },
   );

@@ -25,6 +25,73 @@ const webhookType = {
   credential_required: false,
 };
 
+const sqsType = {
+  type: 'sqs',
+  name: 'Amazon SQS',
+  description: 'Sends each event as a message to an SQS queue',
+  config_schema: { type: 'object', required: ['queue_url'], properties: { queue_url: { type: 'string', title: 'Queue URL' } } },
+  credential_kinds: [
+    {
+      kind: 'aws_access_key',
+      schema: {
+        type: 'object',
+        required: ['access_key_id', 'secret_access_key'],
+        properties: { access_key_id: { type: 'string', title: 'Access key id' }, secret_access_key: { type: 'string', title: 'Secret access key' } },
+      },
+    },
+    {
+      kind: 'aws_role',
+      schema: {
+        type: 'object',
+        required: ['role_arn'],
+        properties: {
+          role_arn: { type: 'string', title: 'Role ARN', pattern: '^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$' },
+        },
+      },
+    },
+  ],
+  credential_required: true,
+};
+
+const EXTERNAL_ID = 'pushrail-0123456789abcdef0123456789abcdef';
+const awsRole = {
+  account_id: '123456789012',
+  external_id: EXTERNAL_ID,
+  principal: 'arn:aws:iam::123456789012:root',
+  // Keys sorted, as the host's JSON has them.
+  trust_policy: {
+    Statement: [
+      {
+        Action: 'sts:AssumeRole',
+        Condition: { StringEquals: { 'sts:ExternalId': EXTERNAL_ID } },
+        Effect: 'Allow',
+        Principal: { AWS: 'arn:aws:iam::123456789012:root' },
+      },
+    ],
+    Version: '2012-10-17',
+  },
+};
+/** The trust policy as shown and copied: pretty-printed, in IAM's customary key order. */
+const POLICY_TEXT = `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Principal": {
+        "AWS": "arn:aws:iam::123456789012:root"
+      },
+      "Action": "sts:AssumeRole",
+      "Condition": {
+        "StringEquals": {
+          "sts:ExternalId": "${EXTERNAL_ID}"
+        }
+      }
+    }
+  ]
+}`;
+const ROLES_UNAVAILABLE =
+  'this deployment has no AWS credentials of its own to assume roles with; use an aws_access_key credential';
+
 type Handler = (method: string, path: string, body: unknown) => Response | undefined;
 
 let requests: { method: string; path: string; body: unknown; auth: string | null }[] = [];
@@ -230,5 +297,139 @@ describe('<PushrailEmbed>', () => {
     await screen.findByText(/“API token” saved/);
     expect(requests.find((r) => r.method === 'POST')?.body).toEqual({ name: 'API token', kind: 'bearer', secret: { token: 's3cr3t-value' } });
     expect(container.innerHTML).not.toContain('s3cr3t-value');
+  });
+
+  it('shows the IAM role setup from the API for an aws_role credential, with Copy buttons', async () => {
+    serve((method, path, body) => {
+      if (method === 'GET' && path === '/destination-types') return json(200, [webhookType, sqsType]);
+      if (method === 'GET' && path === '/aws-role') return json(200, awsRole);
+      if (method === 'POST' && path === '/credentials') {
+        return json(201, {
+          id: 'cred_r', name: (body as { name: string }).name, kind: 'aws_role', created_at: '2026-01-01T00:00:00Z',
+          rotated_at: null, fingerprint: 'arn:aws:iam::210987654321:role/pushrail · fp',
+        });
+      }
+      return undefined;
+    });
+    const writeText = vi.fn((_text: string) => Promise.resolve());
+    Object.defineProperty(navigator, 'clipboard', { value: { writeText }, configurable: true });
+    try {
+      render(<PushrailEmbed baseUrl="https://x" fetchToken={token} initialTab="credentials" />);
+      const [add] = await screen.findAllByRole('button', { name: 'Add credential' });
+      if (add) fireEvent.click(add);
+      fireEvent.change(await screen.findByLabelText('Name'), { target: { value: 'Orders queue role' } });
+      expect(screen.getByRole<HTMLOptionElement>('option', { name: 'AWS IAM role' }).value).toBe('aws_role');
+      expect(requests.some((r) => r.path === '/embed/v1/aws-role')).toBe(false); // only asked for when chosen
+      fireEvent.change(screen.getByLabelText('Kind'), { target: { value: 'aws_role' } });
+
+      screen.getByText('Create the role in your AWS account');
+      await screen.findByText(EXTERNAL_ID);
+      const card = screen.getByText('Create the role in your AWS account').closest('.pr-card');
+      const values = [...(card?.querySelectorAll('dl dd code') ?? [])].map((code) => code.textContent);
+      expect(values).toEqual(['123456789012', EXTERNAL_ID]);
+      const policy = screen.getByLabelText('Trust policy', { exact: true });
+      expect(policy.tagName).toBe('PRE');
+      expect(policy.textContent).toBe(POLICY_TEXT);
+      // The steps name the account, and the permission SQS needs.
+      const steps = card?.querySelector('ol');
+      expect(steps?.querySelectorAll('li')).toHaveLength(3);
+      expect(steps?.textContent).toContain('Another AWS account');
+      expect(steps?.textContent).toContain('123456789012');
+      expect(steps?.textContent).toContain('sqs:SendMessage for Amazon SQS');
+
+      fireEvent.click(screen.getByRole('button', { name: 'Copy external ID' }));
+      const copied = await screen.findByText('Copied');
+      expect(copied.getAttribute('aria-live')).toBe('polite');
+      expect(writeText).toHaveBeenCalledWith(EXTERNAL_ID);
+      fireEvent.click(screen.getByRole('button', { name: 'Copy trust policy' }));
+      await waitFor(() => {
+        expect(writeText).toHaveBeenLastCalledWith(POLICY_TEXT);
+      });
+
+      // Without a clipboard (an insecure origin): the value is selected, and the customer told.
+      Object.defineProperty(navigator, 'clipboard', { value: undefined, configurable: true });
+      fireEvent.click(screen.getByRole('button', { name: 'Copy AWS account ID' }));
+      await screen.findByText(/Couldn't copy here: the text is selected/);
+      expect(window.getSelection()?.toString()).toBe('123456789012');
+
+      // A role ARN is no secret (it is the fingerprint): a text field the customer can check.
+      expect(screen.getByLabelText<HTMLInputElement>('Role ARN').type).toBe('text');
+      fireEvent.change(screen.getByLabelText('Role ARN'), { target: { value: 'arn:aws:iam::210987654321:role/pushrail' } });
+      fireEvent.click(screen.getByRole('button', { name: 'Save credential' }));
+      await screen.findByText(/“Orders queue role” saved/);
+      expect(requests.find((r) => r.method === 'POST')?.body).toEqual({
+        name: 'Orders queue role', kind: 'aws_role', secret: { role_arn: 'arn:aws:iam::210987654321:role/pushrail' },
+      });
+      expect(requests.filter((r) => r.path === '/embed/v1/aws-role')).toHaveLength(1);
+    } finally {
+      Reflect.deleteProperty(navigator, 'clipboard');
+    }
+  });
+
+  it('warns when the deployment can’t assume roles (409) and disables saving that kind', async () => {
+    serve((method, path) => {
+      if (method === 'GET' && path === '/destination-types') return json(200, [sqsType]);
+      if (method === 'GET' && path === '/aws-role') return apiError(409, 'aws_roles_unavailable', ROLES_UNAVAILABLE);
+      return undefined;
+    });
+    render(<PushrailEmbed baseUrl="https://x" fetchToken={token} initialTab="credentials" />);
+    const [add] = await screen.findAllByRole('button', { name: 'Add credential' });
+    if (add) fireEvent.click(add);
+    fireEvent.change(await screen.findByLabelText('Name'), { target: { value: 'Role' } });
+    fireEvent.change(screen.getByLabelText('Kind'), { target: { value: 'aws_role' } });
+
+    const message = await screen.findByText(ROLES_UNAVAILABLE);
+    const notice = message.closest('.pr-notice');
+    expect(notice?.classList.contains('pr-notice-warning')).toBe(true);
+    expect(notice?.textContent).toContain("IAM roles aren't available");
+    const save = screen.getByRole<HTMLButtonElement>('button', { name: 'Save credential' });
+    expect(save.disabled).toBe(true);
+    // The disabled button says why.
+    const describedBy = save.getAttribute('aria-describedby') ?? '';
+    expect(document.getElementById(describedBy)?.textContent).toContain(ROLES_UNAVAILABLE);
+    expect(screen.queryByLabelText('Role ARN')).toBeNull();
+    expect(screen.queryByText('Create the role in your AWS account')).toBeNull();
+    expect(save.form).not.toBeNull();
+    if (save.form) fireEvent.submit(save.form);
+    expect(requests.some((r) => r.method === 'POST')).toBe(false);
+    // One answer is enough: a 409 is not retried.
+    expect(requests.filter((r) => r.path === '/embed/v1/aws-role')).toHaveLength(1);
+
+    // The way out the message suggests.
+    fireEvent.click(screen.getByRole('button', { name: 'Use an AWS access key instead' }));
+    expect(screen.getByLabelText<HTMLSelectElement>('Kind').value).toBe('aws_access_key');
+    expect(screen.getByRole<HTMLButtonElement>('button', { name: 'Save credential' }).disabled).toBe(false);
+    expect(screen.queryByText(ROLES_UNAVAILABLE)).toBeNull();
+    screen.getByLabelText('Access key id');
+  });
+
+  it('reminds of the external id when rotating an aws_role credential', async () => {
+    serve((method, path, body) => {
+      if (method === 'GET' && path === '/destination-types') return json(200, [sqsType]);
+      if (method === 'GET' && path === '/aws-role') return json(200, awsRole);
+      if (method === 'GET' && path === '/credentials') {
+        return json(200, {
+          items: [
+            {
+              id: 'cred_r', name: 'Queue role', kind: 'aws_role', created_at: '2026-01-01T00:00:00Z', rotated_at: null,
+              fingerprint: 'arn:aws:iam::210987654321:role/pushrail · fp',
+            },
+          ],
+        });
+      }
+      if (method === 'POST' && path === '/credentials/cred_r/rotate') {
+        return json(200, { id: 'cred_r', name: 'Queue role', kind: 'aws_role', rotated_at: '2026-01-02T00:00:00Z', body });
+      }
+      return undefined;
+    });
+    render(<PushrailEmbed baseUrl="https://x" fetchToken={token} initialTab="credentials" />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Rotate Queue role' }));
+    const code = await screen.findByText(EXTERNAL_ID);
+    expect(code.closest('dd')?.querySelector('button')?.getAttribute('aria-label')).toBe('Copy external ID');
+    expect(screen.getByText(/must name AWS account/).textContent).toContain('123456789012');
+    fireEvent.change(screen.getByLabelText('Role ARN'), { target: { value: 'arn:aws:iam::210987654321:role/pushrail-2' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Rotate credential' }));
+    await screen.findByText(/“Queue role” rotated/);
+    expect(requests.find((r) => r.method === 'POST')?.body).toEqual({ secret: { role_arn: 'arn:aws:iam::210987654321:role/pushrail-2' } });
   });
 });
