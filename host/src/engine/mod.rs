@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use crate::aws_roles::AwsRoles;
 use crate::config::RetrySchedule;
 use crate::sandbox::Sandbox;
-use crate::store::{ClaimedDelivery, Completion, Store};
+use crate::store::{ClaimShare, ClaimedDelivery, Completion, Store};
 use crate::vault::Vault;
 
 #[derive(Debug, Clone)]
@@ -142,16 +142,20 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
                 break; // a finishing call wakes us
             }
             // No more rows than free permits: every claimed row then starts within moments, long
-            // before its lease could lapse and let another worker take it too. Rows of one
-            // destination still travel together, up to a batch per permit.
-            let limit = free.clamp(1, MAX_CLAIM);
+            // before its lease could lapse and let another worker take it too. Destinations
+            // running all the batches they may are left out, and the others share the claim a
+            // batch at a time, so one destination's backlog cannot hold back everyone else's.
+            let busy = busy_destinations(&inner);
+            let share = ClaimShare {
+                rows: free.clamp(1, MAX_CLAIM) as i64,
+                batch: settings.batch_size.max(1) as i64,
+                batches: settings.destination_concurrency.max(1) as i64,
+                busy: &busy,
+            };
+            let limit = share.rows as usize;
             let claimed = match inner
                 .store
-                .claim_due(
-                    &inner.owner,
-                    settings.lease.as_millis() as i64,
-                    limit as i64,
-                )
+                .claim_due(&inner.owner, settings.lease.as_millis() as i64, &share)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -200,6 +204,16 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
             }
         }
     }
+}
+
+/// Destinations whose every batch slot is taken.
+fn busy_destinations(inner: &Inner) -> Vec<String> {
+    let in_flight = inner.in_flight.lock().expect("in-flight lock");
+    in_flight
+        .iter()
+        .filter(|(_, count)| **count >= inner.settings.destination_concurrency)
+        .map(|(destination, _)| destination.clone())
+        .collect()
 }
 
 /// One of a destination's in-flight batch slots, given back on drop.

@@ -105,24 +105,49 @@ pub struct ReplayFilter {
 pub const TEST_EVENT_TYPE: &str = "pushrail.test";
 
 /// Claims due work in one statement. SQLite has one writer, so the statement alone is atomic.
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
-     WHERE id IN (
-       SELECT id FROM (
-         SELECT id, next_attempt_at AS due FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3
-         UNION ALL
-         SELECT id, lease_until AS due FROM deliveries WHERE status = 'delivering' AND lease_until < $3
-       ) ORDER BY due LIMIT $4)
-     RETURNING id";
+/// What one claim may take, so that due work is shared across destinations instead of taken
+/// strictly in due order (where one destination's backlog would hold every slot).
+pub struct ClaimShare<'a> {
+    /// Rows in all.
+    pub rows: i64,
+    /// Rows of one destination that travel as one batch.
+    pub batch: i64,
+    /// Batches of one destination at most.
+    pub batches: i64,
+    /// Destinations already running all the batches they may: none of their rows is claimed.
+    pub busy: &'a [String],
+}
 
-/// On PostgreSQL several hosts claim at once: `SKIP LOCKED` lets each take rows the others are
-/// not taking, and the row lock held to commit means no row is claimed twice.
-const CLAIM_POSTGRES: &str = "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
-     WHERE id IN (
-       SELECT id FROM deliveries
-       WHERE (status = 'pending' AND next_attempt_at <= $3) OR (status = 'delivering' AND lease_until < $3)
-       ORDER BY next_attempt_at LIMIT $4
-       FOR UPDATE SKIP LOCKED)
-     RETURNING id";
+/// Due rows (pending and due, or delivering with a lapsed lease) ranked within their
+/// destination, oldest first. Every claim ranks what is due; the claim then takes each
+/// destination's first batch before any destination's second, and so on: round robin over
+/// destinations, a batch at a time.
+fn push_ranked_due(sql: &mut Sql, now: i64, share: &ClaimShare<'_>) {
+    sql.push(
+        "SELECT id FROM (
+           SELECT id, due, ROW_NUMBER() OVER (PARTITION BY destination_id ORDER BY due, id) AS place
+           FROM (
+             SELECT id, destination_id, next_attempt_at AS due FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= ",
+    );
+    sql.bind(now).push(
+        "
+             UNION ALL
+             SELECT id, destination_id, lease_until AS due FROM deliveries
+             WHERE status = 'delivering' AND lease_until < ",
+    );
+    sql.bind(now).push(") due_rows");
+    if !share.busy.is_empty() {
+        sql.push(" WHERE destination_id NOT IN ")
+            .bind_list(share.busy.iter().map(String::as_str));
+    }
+    sql.push(") ranked WHERE place <= ")
+        .bind(share.batch * share.batches)
+        .push(" ORDER BY (place - 1) / ")
+        .bind(share.batch)
+        .push(", due LIMIT ")
+        .bind(share.rows);
+}
 
 const DELIVERY_COLUMNS: &str =
     "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
@@ -135,23 +160,46 @@ impl Store {
         &self,
         owner: &str,
         lease_ms: i64,
-        limit: i64,
+        share: &ClaimShare<'_>,
     ) -> sqlx::Result<Vec<ClaimedDelivery>> {
         let now = clock::now_ms();
         // A fresh token per claim: a completion can only move the rows of its own claim, even
         // if the same worker has claimed them again since.
         let owner = format!("{owner}:{}", uuid::Uuid::new_v4().simple());
+        let mut claim = Sql::new("UPDATE deliveries SET status = 'delivering', lease_owner = ");
+        claim
+            .bind(owner.as_str())
+            .push(", lease_until = ")
+            .bind(now + lease_ms)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE id IN (");
+        match self.backend {
+            // One writer: nothing can claim between the ranking and the update.
+            Backend::Sqlite => push_ranked_due(&mut claim, now, share),
+            // Several hosts claim at once. Window functions and row locks do not mix, so the
+            // ranked ids are locked in an outer select that checks again that they are due:
+            // `SKIP LOCKED` leaves rows another host is claiming to that host.
+            Backend::Postgres => {
+                claim.push("SELECT id FROM deliveries WHERE id IN (");
+                push_ranked_due(&mut claim, now, share);
+                claim
+                    .push(") AND ((status = 'pending' AND next_attempt_at <= ")
+                    .bind(now)
+                    .push(") OR (status = 'delivering' AND lease_until < ")
+                    .bind(now)
+                    .push(")) FOR UPDATE SKIP LOCKED");
+            }
+        }
+        claim.push(") RETURNING id");
         let mut tx = self.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(match self.backend {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
-        })
-        .bind(&owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let ids: Vec<String> = claim
+            .query_as::<(String,)>()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }

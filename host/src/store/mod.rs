@@ -27,7 +27,8 @@ use sqlx::Executor as _;
 pub use audit::AuditEntry;
 pub use credentials::{CredentialRow, NewCredential};
 pub use deliveries::{
-    AttemptRow, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRow, Outcome, ReplayFilter,
+    AttemptRow, ClaimShare, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRow, Outcome,
+    ReplayFilter,
 };
 pub use destinations::{DestinationPatch, DestinationRow, FanoutTarget, NewDestination};
 pub use events::{IngestedEvent, Matcher, NewEvent};
