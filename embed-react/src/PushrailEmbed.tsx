@@ -16,6 +16,7 @@ import {
 
 import { ApiClient, PushrailApiError } from './api.js';
 import { EmbedContext, type EmbedContextValue, type Flash, type TabId } from './context.js';
+import { AuditPanel, emptyAuditFilters, type AuditLogFilters } from './screens/Audit.js';
 import { CredentialsPanel } from './screens/Credentials.js';
 import { DeliveriesPanel, emptyFilters, type LogFilters } from './screens/Deliveries.js';
 import { DestinationsPanel } from './screens/Destinations.js';
@@ -87,6 +88,7 @@ const TABS: { id: TabId; label: string }[] = [
   { id: 'credentials', label: 'Credentials' },
   { id: 'deliveries', label: 'Delivery log' },
   { id: 'replay', label: 'Replay' },
+  { id: 'audit', label: 'Audit log' },
 ];
 
 export function PushrailEmbed({
@@ -173,9 +175,11 @@ function SignedOut({ reason, message, onRetry }: { reason: SignedOutReason; mess
       <span className="pr-signed-out-icon">
         <Icon name="lock" />
       </span>
-      <h2 className="pr-title" id={titleId} role="status">
-        You're signed out
-      </h2>
+      <div role="status">
+        <h2 className="pr-title" id={titleId}>
+          You're signed out
+        </h2>
+      </div>
       <p className="pr-description">
         {reason === 'token_rejected'
           ? 'Your session has ended and could not be renewed. Sign in again to manage your event destinations.'
@@ -194,6 +198,7 @@ function Main({ api, locale, initialTab }: { api: ApiClient; locale?: string; in
   const [tab, setTab] = useState<TabId>(initialTab);
   const [flash, setFlash] = useState<Flash | null>(null);
   const [logFilters, setLogFilters] = useState<LogFilters>(emptyFilters);
+  const [auditFilters, setAuditFilters] = useState<AuditLogFilters>(emptyAuditFilters);
   const [selectedDelivery, setSelectedDelivery] = useState<string | null>(null);
   const tabRefs = useRef<Partial<Record<TabId, HTMLButtonElement | null>>>({});
 
@@ -296,8 +301,10 @@ function Main({ api, locale, initialTab }: { api: ApiClient; locale?: string; in
             selected={selectedDelivery}
             setSelected={setSelectedDelivery}
           />
-        ) : (
+        ) : tab === 'replay' ? (
           <ReplayPanel />
+        ) : (
+          <AuditPanel filters={auditFilters} setFilters={setAuditFilters} />
         )}
       </div>
     </EmbedContext.Provider>

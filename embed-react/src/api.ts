@@ -123,6 +123,8 @@ export interface Delivery {
   next_attempt_at: string | null;
   created_at: string;
   updated_at: string;
+  /** The event's payload, the JSON the vendor published; in a delivery's detail (`getDelivery`) only. */
+  payload?: unknown;
   attempts?: Attempt[];
 }
 
@@ -131,6 +133,26 @@ export interface DeliveryFilters {
   destination_id?: string;
   event_type?: string;
   since?: string;
+  until?: string;
+}
+
+/** One entry of the customer's own audit trail. */
+export interface AuditEntry {
+  at: string;
+  /** Who: `session:<session id>` (a session of this customer), `tenant:<id>` (the vendor's operator). */
+  actor: string;
+  /** What: `destination.create`, `credential.rotate`, `replay.create`, `session.issue`, … */
+  action: string;
+  /** The id of what it was done to. */
+  target: string;
+}
+
+export interface AuditFilters {
+  /** One action (`credential.rotate`) or a family of them (`credential.*`). */
+  action?: string;
+  /** RFC 3339; from this time on. */
+  since?: string;
+  /** RFC 3339; before this time. */
   until?: string;
 }
 
@@ -314,6 +336,11 @@ export class ApiClient {
 
   getDelivery(id: string): Promise<Delivery> {
     return this.request('GET', `/deliveries/${encodeURIComponent(id)}`);
+  }
+
+  /** The customer's own audit trail, newest first; `action`, `since` and `until` filter it. */
+  listAudit(filters: AuditFilters, cursor?: string | null, limit = 25): Promise<Page<AuditEntry>> {
+    return this.request('GET', '/audit', undefined, { ...filters, cursor, limit });
   }
 
   replay(request: ReplayRequest): Promise<ReplayResult> {

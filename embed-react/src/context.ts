@@ -5,7 +5,7 @@ import { useQuery, type UseQueryResult } from '@tanstack/react-query';
 
 import type { ApiClient, AwsRoleTrust, Credential, Destination, DestinationType } from './api.js';
 
-export type TabId = 'destinations' | 'credentials' | 'deliveries' | 'replay';
+export type TabId = 'destinations' | 'credentials' | 'deliveries' | 'replay' | 'audit';
 
 export interface Flash {
   tone: 'success' | 'danger' | 'info';
@@ -36,6 +36,7 @@ export const keys = {
   deliveries: ['pushrail', 'deliveries'] as const,
   delivery: (id: string) => ['pushrail', 'delivery', id] as const,
   awsRole: ['pushrail', 'aws-role'] as const,
+  audit: ['pushrail', 'audit'] as const,
 };
 
 export function useTypes(): UseQueryResult<DestinationType[]> {

@@ -15,6 +15,8 @@ export {
   type AwsRoleTrust,
   type AwsTrustPolicy,
   type AttemptOutcome,
+  type AuditEntry,
+  type AuditFilters,
   type Credential,
   type CredentialKind,
   type Delivery,

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{eventually, verify_with_standardwebhooks, Host, Receiver, SECRET};
@@ -21,12 +21,16 @@ async fn published_events_arrive_signed_and_verifiable() {
     assert_eq!(destination["enabled"], true);
 
     let mut event_ids = BTreeSet::new();
+    // What each event carried, by event id: a delivery's detail shows it.
+    let mut payloads = BTreeMap::new();
     for i in 0..3 {
+        let payload = json!({ "order": i, "lines": [{ "sku": "A-1", "qty": 2 }], "note": null });
         let answer = vendor
-            .publish("cust_42", "order.created", json!({ "order": i }))
+            .publish("cust_42", "order.created", payload.clone())
             .await;
         assert_eq!(answer["deliveries"], 1);
         event_ids.insert(answer["event_id"].as_str().unwrap().to_owned());
+        payloads.insert(answer["event_id"].as_str().unwrap().to_owned(), payload);
     }
     let (status, batch) = vendor
         .call(
@@ -39,9 +43,13 @@ async fn published_events_arrive_signed_and_verifiable() {
         )
         .await;
     assert_eq!(status, 202, "{batch}");
-    for result in batch["results"].as_array().unwrap() {
+    for (result, order) in batch["results"].as_array().unwrap().iter().zip([10, 11]) {
         assert_eq!(result["deliveries"], 1);
         event_ids.insert(result["event_id"].as_str().unwrap().to_owned());
+        payloads.insert(
+            result["event_id"].as_str().unwrap().to_owned(),
+            json!({ "order": order }),
+        );
     }
 
     eventually("five webhooks", Duration::from_secs(20), || async {
@@ -83,6 +91,14 @@ async fn published_events_arrive_signed_and_verifiable() {
     let detail = customer.delivery(log[0]["id"].as_str().unwrap()).await;
     assert_eq!(detail["attempts"][0]["outcome"], "succeeded");
     assert_eq!(detail["attempts"][0]["status_code"], 200);
+
+    // The detail carries what was published (the list does not); each delivery its own event's.
+    for item in &log {
+        assert!(item.get("payload").is_none(), "the list stays lean: {item}");
+        let detail = customer.delivery(item["id"].as_str().unwrap()).await;
+        let event_id = detail["event_id"].as_str().unwrap();
+        assert_eq!(detail["payload"], payloads[event_id], "{detail}");
+    }
 }
 
 #[tokio::test]
@@ -381,6 +397,8 @@ async fn the_test_endpoint_delivers_a_real_event_and_logs_it() {
     let log = customer.deliveries("?event_type=pushrail.test").await;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["status"], "succeeded");
+    let detail = customer.delivery(log[0]["id"].as_str().unwrap()).await;
+    assert_eq!(detail["payload"], json!({ "hello": "world" }));
 }
 
 #[tokio::test]

@@ -74,6 +74,24 @@ async fn snapshot(owned: &Owned) -> Value {
     json!({ "destinations": destinations, "credentials": credentials, "delivery": delivery })
 }
 
+/// One page of a session's own audit trail.
+async fn audit_page(session: &Session, query: &str) -> Value {
+    let (status, body) = session
+        .call("GET", &format!("/embed/v1/audit{query}"), None)
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+fn audit_actions(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn expect_404(answer: &(u16, Value), what: &str) {
     assert_eq!(answer.0, 404, "{what}: {}", answer.1);
     assert_eq!(answer.1["error"]["code"], "not_found", "{what}");
@@ -556,6 +574,90 @@ async fn every_mutation_is_audited_for_its_own_customer() {
         vec![json!("session.issue")],
         "another customer sees only its own"
     );
+
+    // Filters: one action, a family of actions, a time window; each only within the scope.
+    let rotated = audit_page(&owner.session, "?action=credential.rotate").await;
+    assert_eq!(audit_actions(&rotated), vec!["credential.rotate"]);
+    assert_eq!(rotated["items"][0]["target"], json!(owner.credential));
+    let credentials = audit_page(&owner.session, "?action=credential.*").await;
+    assert_eq!(
+        audit_actions(&credentials),
+        vec!["credential.rotate", "credential.create"],
+        "newest first"
+    );
+    // A family's name is matched as a word, not as a LIKE pattern.
+    let none = audit_page(&owner.session, "?action=c_edential.*").await;
+    assert_eq!(audit_actions(&none), Vec::<String>::new());
+    // Paged with the filter kept.
+    let first = audit_page(&owner.session, "?action=credential.*&limit=1").await;
+    assert_eq!(audit_actions(&first), vec!["credential.rotate"]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = audit_page(
+        &owner.session,
+        &format!("?action=credential.*&limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(audit_actions(&second), vec!["credential.create"]);
+    assert!(second["next_cursor"].is_null());
+    assert_eq!(
+        audit_actions(&audit_page(&other, "?action=credential.*").await),
+        Vec::<String>::new(),
+        "another customer's filter finds none of these"
+    );
+
+    let rotated_at = rotated["items"][0]["at"].as_str().unwrap().to_owned();
+    let since = audit_page(&owner.session, &format!("?limit=100&since={rotated_at}")).await;
+    let since_actions = audit_actions(&since);
+    assert!(
+        since_actions.contains(&"credential.rotate".to_owned())
+            && since_actions.contains(&"replay.create".to_owned()),
+        "{since_actions:?}"
+    );
+    assert!(
+        !since_actions.contains(&"session.issue".to_owned()),
+        "{since_actions:?}"
+    );
+    let until = audit_page(&owner.session, &format!("?limit=100&until={rotated_at}")).await;
+    let until_actions = audit_actions(&until);
+    assert!(
+        until_actions.contains(&"session.issue".to_owned())
+            && until_actions.contains(&"destination.create".to_owned()),
+        "{until_actions:?}"
+    );
+    assert!(
+        !until_actions.contains(&"credential.rotate".to_owned()),
+        "{until_actions:?}"
+    );
+    let parse = |at: &str| {
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    for item in until["items"].as_array().unwrap() {
+        assert!(
+            parse(item["at"].as_str().unwrap()) < parse(&rotated_at),
+            "{item}"
+        );
+    }
+    for item in since["items"].as_array().unwrap() {
+        assert!(
+            parse(item["at"].as_str().unwrap()) >= parse(&rotated_at),
+            "{item}"
+        );
+    }
+
+    for bad in [
+        "?action=Credential.rotate",
+        "?action=credential.",
+        "?action=credential%25",
+        "?since=yesterday",
+        "?until=2026-13-01T00:00:00Z",
+    ] {
+        let (status, body) = owner
+            .session
+            .call("GET", &format!("/embed/v1/audit{bad}"), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{bad}");
+    }
 }
 
 #[tokio::test]

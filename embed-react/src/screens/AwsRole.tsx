@@ -171,7 +171,7 @@ export function AwsRoleSetup({ trust, types, noticeId, onUseAccessKey }: AwsRole
           </span>
           <CopyButton text={policy} what="trust policy" source={policyRef} />
         </div>
-        <pre className="pr-code" ref={policyRef} tabIndex={0} aria-labelledby={policyId}>
+        <pre className="pr-code" ref={policyRef} tabIndex={0} role="region" aria-labelledby={policyId}>
           {policy}
         </pre>
       </div>

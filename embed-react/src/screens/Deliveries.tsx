@@ -1,7 +1,7 @@
 /** The delivery log: filters, cursor pagination, and a delivery's attempts with a replay button. */
 
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 
 import type { Delivery, DeliveryFilters, DeliveryStatus } from '../api.js';
 import { keys, useDestinations, useEmbed } from '../context.js';
@@ -9,6 +9,7 @@ import { formatDateTime, fromLocalInput, plural } from '../format.js';
 import {
   Button,
   ConfirmDialog,
+  CopyButton,
   EmptyState,
   Field,
   Loading,
@@ -375,6 +376,7 @@ function DeliveryDetail({ id, onBack }: { id: string; onBack: () => void }) {
           <dd className="pr-mono">{d.event_id}</dd>
         </div>
       </dl>
+      {d.payload !== undefined ? <Payload payload={d.payload} /> : null}
       <h3 className="pr-section-title">Attempts</h3>
       {attempts.length ? (
         <AttemptsTable attempts={attempts} locale={locale} />
@@ -401,5 +403,55 @@ function DeliveryDetail({ id, onBack }: { id: string; onBack: () => void }) {
         </p>
       </ConfirmDialog>
     </>
+  );
+}
+
+/** Payloads longer than this many lines are folded (to their first 24: `.pr-code-folded`). */
+const FOLD_OVER = 40;
+
+/** What was sent: the event's payload, pretty-printed, with Copy; long ones folded behind "Show all". */
+export function Payload({ payload }: { payload: unknown }) {
+  const ref = useRef<HTMLPreElement>(null);
+  const titleId = useId();
+  const codeId = useId();
+  const [expanded, setExpanded] = useState(false);
+  const text = JSON.stringify(payload, null, 2);
+  const lines = text.split('\n').length;
+  const folded = lines > FOLD_OVER && !expanded;
+  return (
+    <div className="pr-payload">
+      <div className="pr-section-header">
+        <h3 className="pr-section-title" id={titleId}>
+          Payload
+        </h3>
+        <CopyButton text={text} what="payload" source={ref} />
+      </div>
+      {/* Folding only clips: the whole payload stays in the element, for screen readers and for selecting it. */}
+      <pre
+        ref={ref}
+        id={codeId}
+        className={`pr-code pr-payload-code${folded ? ' pr-code-folded' : lines > FOLD_OVER ? ' pr-code-expanded' : ''}`}
+        tabIndex={0}
+        role="region"
+        aria-labelledby={titleId}
+      >
+        {text}
+      </pre>
+      {lines > FOLD_OVER ? (
+        <div className="pr-fold">
+          <Button
+            size="sm"
+            variant="ghost"
+            aria-expanded={expanded}
+            aria-controls={codeId}
+            onClick={() => {
+              setExpanded(!expanded);
+            }}
+          >
+            {expanded ? 'Show less' : `Show all ${String(lines)} lines`}
+          </Button>
+        </div>
+      ) : null}
+    </div>
   );
 }

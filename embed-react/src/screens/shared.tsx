@@ -53,7 +53,12 @@ export function AttemptsTable({ attempts, locale }: { attempts: Attempt[]; local
             <td className="pr-wrap">{attempt.error ?? '—'}</td>
             <td className="pr-excerpt-cell">
               {attempt.response_excerpt ? (
-                <pre className="pr-excerpt" tabIndex={0} aria-label={`Response excerpt of attempt ${String(attempt.n)}`}>
+                <pre
+                  className="pr-excerpt"
+                  tabIndex={0}
+                  role="group"
+                  aria-label={`Response excerpt of attempt ${String(attempt.n)}`}
+                >
                   {attempt.response_excerpt}
                 </pre>
               ) : (
@@ -100,7 +105,7 @@ export function AttemptSummary({ attempt, locale }: { attempt: Attempt; locale?:
       {attempt.response_excerpt ? (
         <>
           <p className="pr-subheading">Response</p>
-          <pre className="pr-excerpt pr-excerpt-tall" tabIndex={0} aria-label="Response excerpt">
+          <pre className="pr-excerpt pr-excerpt-tall" tabIndex={0} role="group" aria-label="Response excerpt">
             {attempt.response_excerpt}
           </pre>
         </>

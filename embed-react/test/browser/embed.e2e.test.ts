@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { checkedScreens, expectAccessible } from './a11y.js';
 import {
   ARTIFACTS_DIR,
   AWS_ACCOUNT_ID,
@@ -141,6 +142,26 @@ describe('embed in the demo dashboard, against the real host', () => {
   it('shows customer A an empty destinations screen', async () => {
     const page = customerA();
     await page.getByText('No destinations yet').waitFor();
+    await expectAccessible(page, 'destinations-empty');
+    // The check can fail: a nameless button, and pale text on a select whose chevron is a gradient
+    // (which axe leaves for review, and the check measures itself).
+    await page.locator('.pr-panel').evaluate((panel) => {
+      const probe = document.createElement('div');
+      probe.id = 'a11y-probe';
+      probe.innerHTML =
+        '<button type="button"><svg width="8" height="8" aria-hidden="true"></svg></button>' +
+        '<label for="a11y-probe-select">Probe</label><select id="a11y-probe-select" class="pr-input pr-select" style="color: #cccccc"><option>Pale</option></select>';
+      panel.append(probe);
+    });
+    const failure = await expectAccessible(page, 'probe').then(
+      () => '',
+      (error: unknown) => String(error),
+    );
+    expect(failure).toMatch(/\[critical\] button-name/);
+    expect(failure).toMatch(/color-contrast.*\(needs review\)[\s\S]*#a11y-probe-select/);
+    await page.locator('#a11y-probe').evaluate((probe) => {
+      probe.remove();
+    });
     // Keyboard: arrow keys move between tabs (roving tabindex) and select them.
     await page.getByRole('tab', { name: 'Destinations' }).focus();
     await page.keyboard.press('ArrowRight');
@@ -170,6 +191,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     await page.getByRole('button', { name: 'Create destination' }).click();
     await page.getByText('this header is set by Pushrail').waitFor();
     expect(await page.getByLabel('Custom headers 1 value').getAttribute('aria-invalid')).toBe('true');
+    await expectAccessible(page, 'destination-form');
 
     await page.getByLabel('Custom headers 1 name').fill('X-Acme-Source');
     await page.getByLabel('Custom headers 1 value').fill('pushrail-demo');
@@ -186,6 +208,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     await expect(row.textContent()).resolves.toContain(receiver.url);
     await expect(row.textContent()).resolves.toContain('Enabled');
     await shot(page, '01-destinations');
+    await expectAccessible(page, 'destinations');
 
     const token = await tokenOf(page);
     const list = (await (
@@ -229,6 +252,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     await dialog.getByText('Succeeded').waitFor();
     await expect(dialog.textContent()).resolves.toContain('200');
     await shot(page, '03-test-event', false);
+    await expectAccessible(page, 'test-event-dialog');
     const request = receiver.requests.at(-1);
     expect(request?.headers['webhook-signature']).toMatch(/^v1,/);
     // The secret the customer was shown verifies the signature (Standard Webhooks scheme).
@@ -255,6 +279,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     const failed = page.locator('tr[data-status="failed"]');
     await poll('two failed deliveries in the log', async () => (await failed.count()) === 2, 20_000);
     await shot(page, '04-delivery-log');
+    await expectAccessible(page, 'deliveries');
 
     // Filters: only failures, only order.created.
     await page.getByLabel('Status', { exact: true }).selectOption('failed');
@@ -269,7 +294,21 @@ describe('embed in the demo dashboard, against the real host', () => {
     expect(text).toContain('500');
     expect(text).toContain('receiver is down for maintenance');
     expect(text).toMatch(/Retryable error/);
+
+    // What was sent: the payload the demo published, pretty-printed, the very one the receiver got.
+    const payload = page.getByLabel('Payload', { exact: true });
+    const shown = (await payload.textContent()) ?? '';
+    expect(shown).toMatch(/^{\n {2}"order_id": "ord_/);
+    const sent = JSON.parse(shown) as Record<string, unknown>;
+    expect(sent).toMatchObject({ amount: 4200, currency: 'usd', customer: 'acme-customer-a' });
+    const received = receiver.requests.find((r) => (JSON.parse(r.body) as { data?: { order_id?: unknown } }).data?.order_id === sent.order_id);
+    expect((JSON.parse(received?.body ?? '{}') as { data: unknown }).data).toEqual(sent);
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: demoUrl });
+    await page.getByRole('button', { name: 'Copy payload' }).click();
+    await page.locator('.pr-payload').getByText('Copied', { exact: true }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(shown);
     await shot(page, '05-attempt-detail');
+    await expectAccessible(page, 'delivery-detail');
   });
 
   it('replays the failed delivery from its detail view once the receiver is fixed', async () => {
@@ -279,6 +318,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     const confirm = page.getByRole('dialog', { name: 'Replay this delivery?' });
     await confirm.waitFor();
     await shot(page, '06-replay-confirm', false);
+    await expectAccessible(page, 'replay-delivery-dialog');
     await confirm.getByRole('button', { name: 'Replay delivery' }).click();
     await page.getByText('1 delivery replayed.').waitFor();
     await page.locator('tr[data-attempt="4"]').waitFor();
@@ -292,10 +332,12 @@ describe('embed in the demo dashboard, against the real host', () => {
     await openTab(page, 'Replay');
     await page.getByText('1 failed delivery in this window.').waitFor();
     await shot(page, '08-replay-window');
+    await expectAccessible(page, 'replay');
     await page.getByRole('button', { name: 'Replay deliveries…' }).click();
     const confirm = page.getByRole('dialog', { name: 'Replay failed deliveries?' });
     await confirm.waitFor();
     await shot(page, '08b-replay-window-confirm', false);
+    await expectAccessible(page, 'replay-window-dialog');
     await confirm.getByRole('button', { name: 'Replay', exact: true }).click();
     await page.getByText('1 delivery replayed', { exact: true }).waitFor();
 
@@ -326,15 +368,18 @@ describe('embed in the demo dashboard, against the real host', () => {
     expect(await secretInput.getAttribute('type')).toBe('password');
     await secretInput.fill('tok_live_very_secret_1');
     await shot(page, '10-credential-form');
+    await expectAccessible(page, 'credential-form');
     await page.getByRole('button', { name: 'Save credential' }).click();
     const row = page.locator('tr[data-credential="Partner API token"]');
     await row.waitFor();
     expect(await page.content()).not.toContain('tok_live_very_secret_1');
     await shot(page, '11-credentials');
+    await expectAccessible(page, 'credentials');
 
     await page.getByRole('button', { name: 'Rotate Partner API token' }).click();
     const dialog = page.getByRole('dialog', { name: 'Rotate “Partner API token”' });
     await dialog.getByLabel('Token', { exact: true }).fill('tok_live_very_secret_2');
+    await expectAccessible(page, 'credential-rotate-dialog');
     await dialog.getByRole('button', { name: 'Rotate credential' }).click();
     await page.getByText('“Partner API token” rotated.', { exact: false }).waitFor();
     // The row updates when the list is refetched after the rotation: wait for it.
@@ -383,6 +428,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     const roleArn = 'arn:aws:iam::210987654321:role/pushrail-orders';
     await page.getByLabel('Role ARN').fill(roleArn);
     await shot(page, '11b-aws-role-setup');
+    await expectAccessible(page, 'credential-form-aws-role');
     await page.getByRole('button', { name: 'Save credential' }).click();
     const row = page.locator('tr[data-credential="Orders queue role"]');
     await row.waitFor();
@@ -400,6 +446,68 @@ describe('embed in the demo dashboard, against the real host', () => {
     await dialog.waitFor({ state: 'hidden' });
   });
 
+  it('shows customer A’s own actions in the audit log, filterable by action and time', async () => {
+    const page = customerA();
+    await openTab(page, 'Audit log');
+    const rows = page.locator('tbody tr[data-action]');
+    await rows.first().waitFor();
+    // Every session the demo minted is there too: page through all of it.
+    const more = page.getByRole('button', { name: 'Load more' });
+    while (await more.isVisible()) {
+      const before = await rows.count();
+      await more.click();
+      await poll('the next page', async () => (await rows.count()) > before);
+    }
+    const actions = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action') ?? ''));
+    for (const expected of ['session.issue', 'destination.create', 'destination.update', 'credential.create', 'credential.rotate', 'credential.delete', 'replay.create']) {
+      expect(actions, expected).toContain(expected);
+    }
+    await expect(page.locator('.pr-pagination').textContent()).resolves.toContain(`${String(actions.length)} entries shown`);
+
+    // The credentials family: the signing secret generated for the refused first try (created, then
+    // taken back), the one kept, the partner token (created, rotated, deleted) and the IAM role.
+    await page.getByLabel('Action', { exact: true }).selectOption({ label: 'All credentials' });
+    await poll('only credential entries', async () => {
+      const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action') ?? ''));
+      return shown.length === 7 && shown.every((a) => a.startsWith('credential.'));
+    });
+    const of = (action: string) => page.locator(`tbody tr[data-action="${action}"]`);
+    expect(await of('credential.create').count()).toBe(4);
+    expect(await of('credential.rotate').count()).toBe(1);
+    expect(await of('credential.delete').count()).toBe(2);
+    // A credential that still exists is named; a deleted one only has its id.
+    await of('credential.create').filter({ hasText: 'Orders queue role' }).waitFor();
+    await of('credential.create').filter({ hasText: 'Orders endpoint signing secret' }).waitFor();
+    const deletedToken = (await of('credential.delete').first().locator('td').nth(2).textContent()) ?? '';
+    expect(deletedToken).toMatch(/^cred_\w+$/);
+    await expect(of('credential.rotate').locator('td').nth(2).textContent()).resolves.toBe(deletedToken);
+    await expect(of('credential.rotate').locator('td').nth(3).textContent()).resolves.toMatch(/^Session/);
+    await shot(page, '11e-audit-log');
+    await expectAccessible(page, 'audit');
+    // The same as the API answers for this customer.
+    const answer = (await (
+      await fetch(`${host.url}/embed/v1/audit?action=credential.*`, { headers: { Authorization: `Bearer ${await tokenOf(page)}` } })
+    ).json()) as { items: { action: string; target: string }[] };
+    expect(answer.items.map((e) => e.action)).toEqual(
+      await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action') ?? '')),
+    );
+
+    await page.getByLabel('Action', { exact: true }).selectOption({ label: 'Destination created' });
+    await poll('the destination it created', async () => (await rows.count()) === 1 && (await of('destination.create').count()) === 1);
+    await expect(of('destination.create').textContent()).resolves.toContain('Orders endpoint');
+
+    // A window that starts tomorrow holds nothing.
+    const tomorrow = new Date(Date.now() + 24 * 3600_000);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    await page.getByLabel('Since', { exact: true }).fill(
+      `${String(tomorrow.getFullYear())}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T${pad(tomorrow.getHours())}:${pad(tomorrow.getMinutes())}`,
+    );
+    await page.getByText('No entries match these filters').waitFor();
+    await expectAccessible(page, 'audit-empty');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await rows.first().waitFor();
+  });
+
   it('shows customer B none of customer A’s destinations or deliveries', async () => {
     const { context, page } = await newCustomerPage('acme-customer-b');
     try {
@@ -407,6 +515,11 @@ describe('embed in the demo dashboard, against the real host', () => {
       await openTab(page, 'Delivery log');
       await page.getByText('No deliveries yet').waitFor();
       await shot(page, '12-customer-b');
+      // B's audit log holds B's own sessions, and nothing A did.
+      await openTab(page, 'Audit log');
+      const audited = page.locator('tbody tr[data-action]');
+      await audited.first().waitFor();
+      expect(new Set(await audited.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action'))))).toEqual(new Set(['session.issue']));
       // And through the API with B's token: A's ids are unknown (404, no existence oracle).
       const token = await tokenOf(page);
       const headers = { Authorization: `Bearer ${token}` };
@@ -438,6 +551,7 @@ describe('embed in the demo dashboard, against the real host', () => {
     expect(await page.locator('.pr-embed').getAttribute('data-pushrail-state')).toBe('signed_out');
     expect(await page.locator('tr[data-delivery]').count()).toBe(0);
     await shot(page, '13-signed-out');
+    await expectAccessible(page, 'signed-out');
 
     // "Try again" asks the vendor again, who still refuses.
     await page.getByRole('button', { name: 'Try again' }).click();
@@ -478,5 +592,11 @@ describe('embed in the demo dashboard, against the real host', () => {
 
   it('raised no page errors', () => {
     expect(pageErrors).toEqual([]);
+  });
+
+  it('checked every screen with axe (no serious or critical violation)', () => {
+    for (const screen of ['destinations', 'destination-form', 'credentials', 'credential-form', 'deliveries', 'delivery-detail', 'replay', 'audit']) {
+      expect(checkedScreens, screen).toContain(screen);
+    }
   });
 });

@@ -237,6 +237,129 @@ describe('<PushrailEmbed>', () => {
     });
   });
 
+  it('shows what was sent: the payload pretty-printed, with Copy, and a long one folded', async () => {
+    const delivery = (id: string, payload: unknown) => ({
+      id, event_id: `evt_${id}`, event_type: id === 'dlv_small' ? 'order.created' : 'catalog.synced', destination_id: 'dst_1',
+      status: 'succeeded', attempt_count: 1, next_attempt_at: null,
+      created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', payload,
+      attempts: [{ n: 1, started_at: '2026-01-01T00:00:00Z', duration_ms: 12, outcome: 'succeeded', status_code: 200 }],
+    });
+    const small = { order: 42, lines: [{ sku: 'A-1', qty: 2 }], note: null };
+    const large = { items: Array.from({ length: 30 }, (_, i) => ({ sku: `S-${String(i)}` })) };
+    serve((method, path) => {
+      if (method !== 'GET') return undefined;
+      if (path === '/deliveries') {
+        const { payload: _a, attempts: _b, ...smallRow } = delivery('dlv_small', small);
+        const { payload: _c, attempts: _d, ...largeRow } = delivery('dlv_large', large);
+        return json(200, { items: [smallRow, largeRow], next_cursor: null });
+      }
+      if (path === '/deliveries/dlv_small') return json(200, delivery('dlv_small', small));
+      if (path === '/deliveries/dlv_large') return json(200, delivery('dlv_large', large));
+      return undefined;
+    });
+    const writeText = vi.fn((_text: string) => Promise.resolve());
+    Object.defineProperty(navigator, 'clipboard', { value: { writeText }, configurable: true });
+    try {
+      render(<PushrailEmbed baseUrl="https://x" fetchToken={token} initialTab="deliveries" />);
+      fireEvent.click(await screen.findByRole('button', { name: 'order.created, succeeded: view attempts' }));
+      const code = await screen.findByLabelText('Payload', { selector: 'pre' });
+      const text = JSON.stringify(small, null, 2);
+      expect(code.textContent).toBe(text);
+      expect(text).toBe('{\n  "order": 42,\n  "lines": [\n    {\n      "sku": "A-1",\n      "qty": 2\n    }\n  ],\n  "note": null\n}');
+      expect(code.classList.contains('pr-code-folded')).toBe(false);
+      expect(screen.queryByRole('button', { name: /^Show all/ })).toBeNull();
+      fireEvent.click(screen.getByRole('button', { name: 'Copy payload' }));
+      await screen.findByText('Copied');
+      expect(writeText).toHaveBeenCalledWith(text);
+
+      fireEvent.click(screen.getByRole('button', { name: 'Delivery log' }));
+      fireEvent.click(await screen.findByRole('button', { name: 'catalog.synced, succeeded: view attempts' }));
+      const long = await screen.findByLabelText('Payload', { selector: 'pre' });
+      const longText = JSON.stringify(large, null, 2);
+      const lines = longText.split('\n').length;
+      expect(lines).toBeGreaterThan(40);
+      // Folded only visually: the element holds all of it (a screen reader, a selection, Copy get the whole).
+      expect(long.textContent).toBe(longText);
+      expect(long.classList.contains('pr-code-folded')).toBe(true);
+      const toggle = screen.getByRole('button', { name: `Show all ${String(lines)} lines` });
+      expect(toggle.getAttribute('aria-expanded')).toBe('false');
+      expect(toggle.getAttribute('aria-controls')).toBe(long.id);
+      fireEvent.click(toggle);
+      expect(long.classList.contains('pr-code-folded')).toBe(false);
+      expect(screen.getByRole('button', { name: 'Show less' }).getAttribute('aria-expanded')).toBe('true');
+      fireEvent.click(screen.getByRole('button', { name: 'Copy payload' }));
+      await waitFor(() => {
+        expect(writeText).toHaveBeenLastCalledWith(longText);
+      });
+    } finally {
+      Reflect.deleteProperty(navigator, 'clipboard');
+    }
+  });
+
+  it('lists the customer’s audit trail, filtered by action and time, paged with next_cursor', async () => {
+    const entry = (n: number, action: string, target: string, actor = 'session:ses_1') => ({
+      at: `2026-01-01T00:00:0${String(n)}Z`, actor, action, target,
+    });
+    serve((method, path) => {
+      if (method === 'GET' && path === '/destinations') {
+        return json(200, {
+          items: [{
+            id: 'dst_1', type: 'webhook', name: 'Orders', config: { url: 'https://a.example/hook' }, credential_id: null,
+            event_types: [], enabled: true, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+          }],
+        });
+      }
+      if (method !== 'GET' || path !== '/audit') return undefined;
+      const last = requests.at(-1)?.path ?? '';
+      if (last.includes('action=')) return json(200, { items: [entry(5, 'credential.rotate', 'cred_2')], next_cursor: null });
+      return last.includes('cursor=a2')
+        ? json(200, { items: [entry(1, 'session.issue', 'ses_1', 'tenant:ten_1')], next_cursor: null })
+        : json(200, { items: [entry(3, 'destination.create', 'dst_1'), entry(2, 'credential.delete', 'cred_9')], next_cursor: 'a2' });
+    });
+    const rowOf = (action: string) =>
+      waitFor(() => {
+        const found = document.querySelector(`tr[data-action="${action}"]`);
+        if (!found) throw new Error(`no ${action} row`);
+        return found;
+      });
+    render(<PushrailEmbed baseUrl="https://x" fetchToken={token} initialTab="audit" />);
+    const row = await rowOf('destination.create');
+    expect(row.textContent).toContain('Destination created');
+    // The target by its name while it exists; by id once gone. Who: a session of this customer, or the operator.
+    expect(row.textContent).toContain('Orders');
+    expect(row.textContent).toContain('dst_1');
+    expect(row.textContent).toContain('Session');
+    expect(row.textContent).toContain('ses_1');
+    expect((await rowOf('credential.delete')).textContent).toContain('cred_9');
+    fireEvent.click(screen.getByRole('button', { name: 'Load more' }));
+    const issued = await rowOf('session.issue');
+    expect(issued.textContent).toContain('Session started');
+    expect(issued.textContent).toContain('Operator');
+    expect(screen.getByText('3 entries shown')).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Load more' })).toBeNull();
+    expect(new URL(`https://x${requests.filter((r) => r.path.startsWith('/embed/v1/audit')).at(-1)?.path ?? ''}`).searchParams.get('cursor')).toBe('a2');
+
+    // Families first in each group, then single actions.
+    const select = screen.getByLabelText<HTMLSelectElement>('Action');
+    expect([...select.options].map((o) => o.value)).toContain('credential.*');
+    fireEvent.change(select, { target: { value: 'credential.rotate' } });
+    fireEvent.change(screen.getByLabelText('Since'), { target: { value: '2026-01-01T10:00' } });
+    fireEvent.change(screen.getByLabelText('Until'), { target: { value: '2026-01-02T10:00' } });
+    await rowOf('credential.rotate');
+    await waitFor(() => {
+      const last = new URL(`https://x${requests.at(-1)?.path ?? ''}`);
+      expect(last.pathname).toBe('/embed/v1/audit');
+      expect(last.searchParams.get('action')).toBe('credential.rotate');
+      expect(last.searchParams.get('since')).toBe(new Date('2026-01-01T10:00').toISOString());
+      expect(last.searchParams.get('until')).toBe(new Date('2026-01-02T10:00').toISOString());
+      expect(last.searchParams.has('cursor')).toBe(false);
+    });
+    expect(document.querySelector('tr[data-action="destination.create"]')).toBeNull();
+    expect(screen.getByText('1 entry shown')).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Clear filters' }));
+    await rowOf('destination.create');
+  });
+
   it('shows the signed-out state when fetchToken rejects', async () => {
     const onSignedOut = vi.fn();
     serve(() => undefined);
@@ -265,7 +388,7 @@ describe('<PushrailEmbed>', () => {
     expect(first.getAttribute('tabindex')).toBe('0');
     first.focus();
     fireEvent.keyDown(first, { key: 'ArrowLeft' });
-    const last = screen.getByRole('tab', { name: 'Replay' });
+    const last = screen.getByRole('tab', { name: 'Audit log' });
     await waitFor(() => {
       expect(last.getAttribute('aria-selected')).toBe('true');
     });

@@ -140,13 +140,14 @@ pub async fn get(
     principal: EmbedPrincipal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<views::Delivery>> {
-    let (row, attempts) = state
+    let detail = state
         .store
         .get_delivery(&principal.scope, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let mut delivery = views::Delivery::from(row);
-    delivery.attempts = Some(attempts.into_iter().map(Into::into).collect());
+    let mut delivery = views::Delivery::from(detail.delivery);
+    delivery.payload = Some(views::payload(detail.payload));
+    delivery.attempts = Some(detail.attempts.into_iter().map(Into::into).collect());
     Ok(Json(delivery))
 }
 

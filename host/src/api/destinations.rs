@@ -301,12 +301,12 @@ pub async fn test(
     let slot = state.plugin_call_slot().await?;
     state.engine.deliver_now(vec![claimed]).await?;
     drop(slot);
-    let (_, attempts) = state
+    let detail = state
         .store
         .get_delivery(&principal.scope, &delivery_id)
         .await?
         .ok_or_else(|| ApiError::internal("test delivery vanished"))?;
-    let attempt = attempts.into_iter().last().map(views::Attempt::from);
+    let attempt = detail.attempts.into_iter().last().map(views::Attempt::from);
     Ok(Json(
         json!({ "delivery_id": delivery_id, "attempt": attempt }),
     ))

@@ -1,6 +1,7 @@
 //! The JSON objects of API.md, built from store rows.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::clock::{opt_rfc3339, to_rfc3339};
@@ -71,8 +72,17 @@ pub struct Delivery {
     pub next_attempt_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The event's payload, exactly the JSON the vendor published; in a delivery's detail only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
+}
+
+/// A stored payload (JSON text, checked at ingest) as it goes out: verbatim, keys in the
+/// vendor's order and numbers as written; `null` should the text ever not parse.
+pub fn payload(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 impl From<DeliveryRow> for Delivery {
@@ -93,6 +103,7 @@ impl From<DeliveryRow> for Delivery {
             next_attempt_at: opt_rfc3339(next),
             created_at: to_rfc3339(row.created_at),
             updated_at: to_rfc3339(row.updated_at),
+            payload: None,
             attempts: None,
         }
     }

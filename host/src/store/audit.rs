@@ -12,6 +12,27 @@ pub struct AuditEntry {
     pub target: String,
 }
 
+/// Which entries of a sub-tenant's audit trail to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<ActionFilter>,
+    /// From this time on (ms), inclusive.
+    pub since: Option<i64>,
+    /// Before this time (ms).
+    pub until: Option<i64>,
+    /// Only ids before this one (the cursor).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionFilter {
+    /// One action: `credential.rotate`.
+    Exact(String),
+    /// Every action of a family: `credential` for `credential.*`.
+    Family(String),
+}
+
 impl Store {
     /// Written in the same transaction as the change it records.
     pub async fn audit(
@@ -57,8 +78,7 @@ impl Store {
     pub async fn list_audit(
         &self,
         scope: &Scope,
-        before_id: Option<&str>,
-        limit: i64,
+        filter: &AuditFilter,
     ) -> sqlx::Result<Vec<AuditEntry>> {
         let mut query =
             Sql::new("SELECT id, at, actor, action, target FROM audit_log WHERE tenant_id = ");
@@ -66,10 +86,36 @@ impl Store {
             .bind(scope.tenant_id())
             .push(" AND sub_tenant_id = ")
             .bind(scope.sub_tenant_id());
-        if let Some(before) = before_id {
-            query.push(" AND id < ").bind(before);
+        match &filter.action {
+            Some(ActionFilter::Exact(action)) => {
+                query.push(" AND action = ").bind(action.as_str());
+            }
+            Some(ActionFilter::Family(family)) => {
+                // `family.%`, with LIKE's own wildcards in the name (the `_` of `sub_tenant`) escaped.
+                let pattern = format!(
+                    "{}.%",
+                    family
+                        .replace('\\', "\\\\")
+                        .replace('_', "\\_")
+                        .replace('%', "\\%")
+                );
+                query
+                    .push(" AND action LIKE ")
+                    .bind(pattern)
+                    .push(" ESCAPE '\\'");
+            }
+            None => {}
         }
-        query.push(" ORDER BY id DESC LIMIT ").bind(limit);
+        if let Some(since) = filter.since {
+            query.push(" AND at >= ").bind(since);
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND at < ").bind(until);
+        }
+        if let Some(before) = &filter.before_id {
+            query.push(" AND id < ").bind(before.as_str());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").bind(filter.limit);
         query.query_as().fetch_all(&self.read).await
     }
 }

@@ -82,6 +82,22 @@ pub struct DeliveryRow {
     pub updated_at: i64,
 }
 
+/// One delivery as its detail shows it: the row, the event's payload (JSON text, as published)
+/// and the attempts in order.
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    pub delivery: DeliveryRow,
+    pub payload: String,
+    pub attempts: Vec<AttemptRow>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryWithPayload {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    payload: String,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
     pub status: Option<String>,
@@ -352,13 +368,14 @@ impl Store {
         query.query_as().fetch_all(&self.read).await
     }
 
+    /// One delivery of the scope's own, with its event's payload and every attempt.
     pub async fn get_delivery(
         &self,
         scope: &Scope,
         id: &str,
-    ) -> sqlx::Result<Option<(DeliveryRow, Vec<AttemptRow>)>> {
-        let row: Option<DeliveryRow> = sqlx::query_as(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+    ) -> sqlx::Result<Option<DeliveryDetail>> {
+        let row: Option<DeliveryWithPayload> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS}, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
              WHERE d.tenant_id = $1 AND d.sub_tenant_id = $2 AND d.id = $3"
         ))
         .bind(scope.tenant_id())
@@ -366,15 +383,21 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(DeliveryWithPayload { delivery, payload }) = row else {
+            return Ok(None);
+        };
         let attempts = sqlx::query_as(
             "SELECT n, started_at, duration_ms, outcome, status_code, error, response_excerpt
              FROM attempts WHERE delivery_id = $1 ORDER BY n",
         )
-        .bind(&row.id)
+        .bind(&delivery.id)
         .fetch_all(&self.read)
         .await?;
-        Ok(Some((row, attempts)))
+        Ok(Some(DeliveryDetail {
+            delivery,
+            payload,
+            attempts,
+        }))
     }
 
     /// Queues one finished delivery again. `None` when it does not exist in this scope,

@@ -24,7 +24,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor as _;
 
-pub use audit::AuditEntry;
+pub use audit::{ActionFilter, AuditEntry, AuditFilter};
 pub use credentials::{CredentialRow, NewCredential};
 pub use deliveries::{
     AttemptRow, ClaimShare, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRow, Outcome,
