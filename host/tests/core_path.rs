@@ -454,6 +454,74 @@ async fn event_type_globs_and_disabled_destinations_decide_fan_out() {
 }
 
 #[tokio::test]
+async fn a_disabled_destination_pauses_its_queued_deliveries_and_enabling_it_resumes_them() {
+    let receiver = Receiver::start().await;
+    receiver.set_default(503);
+    let host = Host::start(&["--retry-schedule", "0s,1s,1s,1s,1s,1s,1s,1s"]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let destination = customer.webhook(&receiver.url, SECRET).await;
+    let id = destination["id"].as_str().unwrap();
+    for n in 0..5 {
+        vendor
+            .publish("c", "order.created", json!({ "n": n }))
+            .await;
+    }
+    let attempted = |log: &[serde_json::Value]| {
+        log.len() == 5 && log.iter().all(|d| d["attempt_count"].as_i64() >= Some(1))
+    };
+    eventually(
+        "a first, refused attempt each",
+        Duration::from_secs(20),
+        || async { attempted(&customer.deliveries("").await).then_some(()) },
+    )
+    .await;
+    let (status, patched) = customer
+        .call(
+            "PATCH",
+            &format!("/embed/v1/destinations/{id}"),
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let at_pause = customer.deliveries("").await;
+    // Well past the schedule's 1 s retries: nothing is attempted, nothing fails.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let paused = customer.deliveries("").await;
+    for (before, now) in at_pause.iter().zip(&paused) {
+        assert_eq!(now["status"], "pending", "paused, not failed: {now}");
+        let (before, now) = (
+            before["attempt_count"].as_i64(),
+            now["attempt_count"].as_i64(),
+        );
+        // A batch already on its way when the destination was disabled may still record one.
+        assert!(now <= before.map(|n| n + 1), "no attempts while paused");
+    }
+    let requests_while_paused = receiver.count();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.count(), requests_while_paused);
+
+    receiver.set_default(200);
+    let (status, patched) = customer
+        .call(
+            "PATCH",
+            &format!("/embed/v1/destinations/{id}"),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    eventually(
+        "the paused deliveries delivered",
+        Duration::from_secs(20),
+        || async {
+            let log = customer.deliveries("").await;
+            log.iter().all(|d| d["status"] == "succeeded").then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_idempotency_key_answers_the_first_event() {
     let receiver = Receiver::start().await;
     let host = Host::start(&[]).await;

@@ -38,10 +38,17 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
                 by_event.entry(outcome.event_id).or_insert(outcome.result);
             }
         }
-        Err(failure) => {
+        Err(NotSent::Failed(failure)) => {
             for delivery in &batch {
                 by_event.insert(delivery.event_id.clone(), Err(failure.clone()));
             }
+        }
+        Err(NotSent::Paused) => {
+            // Disabled after these were claimed: back to the queue, paused, no attempt made.
+            if let Err(error) = inner.store.unclaim(&batch).await {
+                tracing::error!(%error, rows = batch.len(), "putting back a disabled destination's rows failed; their lease will lapse");
+            }
+            return Vec::new();
         }
     }
     // One jitter and one clock reading for the whole call: what failed together is due again
@@ -63,11 +70,11 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
         .collect()
 }
 
-/// The plugin's answers for the batch, or one failure for all of it.
+/// The plugin's answers for the batch, or why it was not sent.
 async fn attempt(
     inner: &Inner,
     batch: &[ClaimedDelivery],
-) -> Result<Vec<crate::sandbox::Outcome>, Failure> {
+) -> Result<Vec<crate::sandbox::Outcome>, NotSent> {
     let first = &batch[0];
     let scope = first.scope();
     let destination = match inner
@@ -77,19 +84,19 @@ async fn attempt(
     {
         Ok(mut rows) => rows.pop(),
         Err(error) => {
-            return Err(Failure::retryable(format!(
-                "loading the destination failed: {error}"
-            )))
+            return Err(
+                Failure::retryable(format!("loading the destination failed: {error}")).into(),
+            )
         }
     };
     let destination = match destination {
         None | Some((_, true)) => {
             inner.plugins.invalidate(&first.destination_id);
-            return Err(Failure::permanent("the destination was deleted"));
+            return Err(Failure::permanent("the destination was deleted").into());
         }
         Some((row, false)) if !row.enabled() => {
             inner.plugins.invalidate(&row.id);
-            return Err(Failure::permanent("the destination is disabled"));
+            return Err(NotSent::Paused);
         }
         Some((row, false)) => row,
     };
@@ -97,7 +104,8 @@ async fn attempt(
         return Err(Failure::retryable(format!(
             "no plugin for destination type {:?} is loaded",
             destination.type_id
-        )));
+        ))
+        .into());
     };
     // The sealed credential is read per batch (cheap), so a rotation is seen by the very next
     // batch on every host; it is decrypted only when a new session is opened with it.
@@ -105,22 +113,20 @@ async fn attempt(
         None => None,
         Some(id) => match inner.store.sealed_credential(&scope, id).await {
             Err(error) => {
-                return Err(Failure::retryable(format!(
-                    "loading the credential failed: {error}"
-                )))
+                return Err(
+                    Failure::retryable(format!("loading the credential failed: {error}")).into(),
+                )
             }
             Ok(None) => {
-                return Err(Failure::permanent(
-                    "the destination's credential no longer exists",
-                ))
+                return Err(
+                    Failure::permanent("the destination's credential no longer exists").into(),
+                )
             }
             Ok(Some((kind, sealed))) => Some((id.clone(), kind, sealed)),
         },
     };
     if sealed.is_none() && plugin.info.credential_required {
-        return Err(Failure::permanent(
-            "this destination type needs a credential",
-        ));
+        return Err(Failure::permanent("this destination type needs a credential").into());
     }
     // A role is assumed here, by the host: the session is opened with the temporary keys, and
     // the key of the warm session names them, so fresh keys open a fresh session.
@@ -182,7 +188,7 @@ async fn attempt(
             attributes: Vec::new(),
         })
         .collect();
-    inner.plugins.deliver(&plugin, key, spec, events).await
+    Ok(inner.plugins.deliver(&plugin, key, spec, events).await?)
 }
 
 /// The temporary keys of an `aws_role` credential: cached, or assumed now with the role ARN
@@ -226,6 +232,20 @@ async fn assume_role(
                 Failure::permanent(error.message)
             }
         })
+}
+
+/// Why a batch was not handed to its plugin.
+enum NotSent {
+    /// Every delivery of the batch records this failure as its attempt.
+    Failed(Failure),
+    /// The destination is disabled: its work waits in the queue until it is enabled again.
+    Paused,
+}
+
+impl From<Failure> for NotSent {
+    fn from(failure: Failure) -> Self {
+        Self::Failed(failure)
+    }
 }
 
 /// When a batch's failures are due again: from `now`, by the schedule times `jitter`.

@@ -152,9 +152,14 @@ fn push_ranked_due(sql: &mut Sql, now: i64, share: &ClaimShare<'_>) {
              SELECT id, destination_id, lease_until AS due FROM deliveries
              WHERE status = 'delivering' AND lease_until < ",
     );
-    sql.bind(now).push(") due_rows");
+    // A disabled destination's work waits, paused, until it is enabled again (a deleted one's is
+    // claimed, and fails).
+    sql.bind(now).push(
+        ") due_rows WHERE destination_id NOT IN
+           (SELECT id FROM destinations WHERE enabled = 0 AND deleted_at IS NULL)",
+    );
     if !share.busy.is_empty() {
-        sql.push(" WHERE destination_id NOT IN ")
+        sql.push(" AND destination_id NOT IN ")
             .bind_list(share.busy.iter().map(String::as_str));
     }
     sql.push(") ranked WHERE place <= ")
@@ -245,6 +250,32 @@ impl Store {
             let mut update = Sql::new("UPDATE deliveries SET lease_until = ");
             update
                 .bind(until)
+                .push(" WHERE status = 'delivering' AND lease_owner = ")
+                .bind(owner)
+                .push(" AND id IN ")
+                .bind_list(ids);
+            update.query().execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts claimed deliveries back in the queue unattempted and due as before: their
+    /// destination was disabled after they were claimed. Only rows still held by the claim's own
+    /// token move.
+    pub async fn unclaim(&self, claimed: &[ClaimedDelivery]) -> sqlx::Result<()> {
+        let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for delivery in claimed {
+            by_owner
+                .entry(&delivery.lease_owner)
+                .or_default()
+                .push(&delivery.id);
+        }
+        for (owner, ids) in by_owner {
+            let mut update = Sql::new(
+                "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ",
+            );
+            update
+                .bind(clock::now_ms())
                 .push(" WHERE status = 'delivering' AND lease_owner = ")
                 .bind(owner)
                 .push(" AND id IN ")
