@@ -61,11 +61,17 @@ pub fn kinds() -> &'static [(&'static str, Value)] {
                 "client_x509_cert_url": { "type": "string" },
                 "universe_domain": { "type": "string" }
             }))),
-            ("azure_shared_key", object(&["account", "key"], json!({
-                "account": string("Storage account"), "key": string("Account key (base64)")
+            ("azure_shared_key", object(&["account_name", "account_key"], json!({
+                "account_name": string("Storage account name"),
+                "account_key": string("Account key (base64)")
             }))),
-            ("azure_sas", object(&["key_name", "key"], json!({
-                "key_name": string("Shared access key name"), "key": string("Shared access key")
+            ("azure_sas_token", object(&["sas_token"], json!({
+                "sas_token": { "type": "string", "minLength": 1, "maxLength": 16384, "title": "SAS token",
+                               "description": "A shared access signature, e.g. sv=2024-11-04&ss=b&srt=co&sp=cw&se=...&sig=..." }
+            }))),
+            ("azure_sas_key", object(&["key_name", "key"], json!({
+                "key_name": string("Shared access policy name"),
+                "key": string("Shared access policy key")
             }))),
             ("sasl_plain", object(&["username", "password"], json!({
                 "username": string("Username"), "password": string("Password")
@@ -94,8 +100,8 @@ pub fn fingerprint(kind: &str, secret: &Value, hash: &str) -> String {
         "aws_access_key" => secret["access_key_id"].as_str(),
         "aws_role" => secret["role_arn"].as_str(),
         "gcp_service_account" => secret["client_email"].as_str(),
-        "azure_shared_key" => secret["account"].as_str(),
-        "azure_sas" => secret["key_name"].as_str(),
+        "azure_shared_key" => secret["account_name"].as_str(),
+        "azure_sas_key" => secret["key_name"].as_str(),
         "basic" | "sasl_plain" | "sasl_scram" => secret["username"].as_str(),
         _ => None,
     };
