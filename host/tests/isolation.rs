@@ -688,6 +688,71 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_customers_dashboard_cannot_get_the_vendors_ingest_or_another_dashboard_throttled() {
+    let host = Host::start(&["--rate-limit", "5"]).await;
+    let vendor = host.create_tenant("Acme");
+    let noisy = vendor.session("noisy").await;
+    let quiet = vendor.session("quiet").await;
+    let mut refused = 0;
+    for _ in 0..40 {
+        let (status, _) = noisy.call("GET", "/embed/v1/destinations", None).await;
+        if status == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the noisy dashboard hit its own limit");
+    let (status, answer) = vendor
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({ "external_id": "quiet", "type": "order.created", "payload": {} })),
+        )
+        .await;
+    assert_eq!(
+        status, 202,
+        "the vendor's ingest has its own bucket: {answer}"
+    );
+    let (status, _) = quiet.call("GET", "/embed/v1/destinations", None).await;
+    assert_eq!(
+        status, 200,
+        "another customer's dashboard has its own bucket"
+    );
+}
+
+/// The limit admits the burst and then the configured rate, on either store (the PostgreSQL
+/// buckets live in the database): over a measured span, never more than burst + rate * span.
+#[tokio::test]
+async fn the_rate_limit_admits_the_burst_then_the_rate() {
+    let host = Host::start(&["--rate-limit", "5"]).await;
+    let vendor = host.create_tenant("Acme");
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut admitted = 0u32;
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        let response = client
+            .get(format!("{}/v1/destination-types", host.base))
+            .bearer_auth(&vendor.api_key)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => admitted += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let span = started.elapsed().as_secs_f64();
+    // Burst 10 (twice the rate), then 5 a second.
+    let most = 10.0 + 5.0 * span + 1.0;
+    println!("admitted {admitted} in {span:.2} s (at most {most:.1})");
+    assert!(
+        f64::from(admitted) <= most,
+        "admitted {admitted} in {span:.2} s"
+    );
+    assert!(admitted >= 10, "the burst is admitted: {admitted}");
+}
+
+#[tokio::test]
 async fn rotating_the_signing_key_keeps_live_tokens_valid() {
     let mut host = Host::start(&[]).await;
     let vendor = host.create_tenant("Acme");

@@ -1,15 +1,18 @@
-//! Per-tenant request rate limits, so one vendor's burst cannot starve the others.
+//! Request rate limits: a token bucket per tenant for its vendor API (ingest) and one per
+//! sub-tenant for the embed API, kept apart so that one customer's dashboard cannot get the
+//! vendor's ingest throttled, nor one customer another's dashboard.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::error::ApiError;
+use crate::scope::Scope;
 use crate::store::Store;
 
-/// With one host (SQLite): a token bucket per tenant in memory, `rate` requests per second
-/// sustained and `burst` at once. With several hosts sharing PostgreSQL: a per-second counter in
-/// the database, so the limit holds across hosts.
+/// The same token bucket on either store: `rate` requests per second sustained and `burst` at
+/// once. With one host (SQLite) the buckets live in this process; with several hosts sharing
+/// PostgreSQL they live in the database, so the limit holds across hosts.
 pub struct RateLimits {
     rate: f64,
     burst: f64,
@@ -27,7 +30,7 @@ impl RateLimits {
         }
     }
 
-    /// Counts in the database instead of in this process.
+    /// Keeps the buckets in the database instead of in this process.
     pub fn shared(rate_per_sec: u32, burst: u32, store: Store) -> Self {
         Self {
             shared: Some(store),
@@ -35,35 +38,57 @@ impl RateLimits {
         }
     }
 
-    pub async fn check(&self, tenant_id: &str) -> Result<(), ApiError> {
-        let Some(store) = &self.shared else {
-            return self.check_local(tenant_id);
+    /// One request of the tenant's vendor API.
+    pub async fn check_vendor(&self, tenant_id: &str) -> Result<(), ApiError> {
+        self.check(&format!("vendor:{tenant_id}")).await
+    }
+
+    /// One request of a sub-tenant's embed API.
+    pub async fn check_embed(&self, scope: &Scope) -> Result<(), ApiError> {
+        self.check(&format!(
+            "embed:{}:{}",
+            scope.tenant_id(),
+            scope.sub_tenant_id()
+        ))
+        .await
+    }
+
+    async fn check(&self, key: &str) -> Result<(), ApiError> {
+        let tokens = match &self.shared {
+            Some(store) => store
+                .take_token(key, self.rate, self.burst)
+                .await?
+                .map_or(Admitted::Yes, Admitted::No),
+            None => self.take_local(key),
         };
-        let count = store.count_request(tenant_id).await?;
-        // A fixed window admits its whole allowance at once: that allowance is the burst.
-        if count as f64 <= self.burst {
-            Ok(())
-        } else {
-            Err(ApiError::too_many_requests(1))
+        match tokens {
+            Admitted::Yes => Ok(()),
+            Admitted::No(tokens) => {
+                let wait = ((1.0 - tokens) / self.rate).ceil().max(1.0) as u64;
+                Err(ApiError::too_many_requests(wait))
+            }
         }
     }
 
-    fn check_local(&self, tenant_id: &str) -> Result<(), ApiError> {
+    fn take_local(&self, key: &str) -> Admitted {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limit lock");
-        let (tokens, last) = buckets
-            .entry(tenant_id.to_owned())
-            .or_insert((self.burst, now));
+        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            Ok(())
+            Admitted::Yes
         } else {
-            let wait = ((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64;
-            Err(ApiError::too_many_requests(wait))
+            Admitted::No(*tokens)
         }
     }
+}
+
+/// Whether a request got a token; when not, the tokens the bucket holds.
+enum Admitted {
+    Yes,
+    No(f64),
 }
 
 #[cfg(test)]
@@ -71,15 +96,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_past_the_burst_per_tenant() {
+    fn refuses_past_the_burst_per_bucket() {
         let limits = RateLimits::new(1, 2);
-        assert!(limits.check_local("a").is_ok());
-        assert!(limits.check_local("a").is_ok());
-        let refused = limits.check_local("a").unwrap_err();
-        assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(matches!(limits.take_local("a"), Admitted::Yes));
+        assert!(matches!(limits.take_local("a"), Admitted::Yes));
+        assert!(matches!(limits.take_local("a"), Admitted::No(_)));
         assert!(
-            limits.check_local("b").is_ok(),
-            "another tenant has its own bucket"
+            matches!(limits.take_local("b"), Admitted::Yes),
+            "another bucket is its own"
         );
     }
 }

@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for TenantPrincipal {
             .tenant_for_key_hash(&hash_api_key(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
-        state.limits.check(&tenant_id).await?;
+        state.limits.check_vendor(&tenant_id).await?;
         Ok(Self { tenant_id })
     }
 }
@@ -106,9 +106,10 @@ impl FromRequestParts<AppState> for EmbedPrincipal {
         // Checked in the database on every request: a revocation counts from the next one.
         match state.store.check_session(&claims.sid, &claims.sub).await? {
             SessionCheck::Valid { tenant_id } => {
-                state.limits.check(&tenant_id).await?;
+                let scope = Scope::authenticated(tenant_id, claims.sub);
+                state.limits.check_embed(&scope).await?;
                 Ok(Self {
-                    scope: Scope::authenticated(tenant_id, claims.sub),
+                    scope,
                     session_id: claims.sid,
                 })
             }

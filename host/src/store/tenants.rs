@@ -164,26 +164,27 @@ impl Store {
 }
 
 impl Store {
-    /// Counts one request of `tenant_id` in the current one-second window and returns the
-    /// window's count (PostgreSQL only: the table exists where several hosts share a database).
-    pub async fn count_request(&self, tenant_id: &str) -> sqlx::Result<i64> {
-        let window = clock::now_ms() / 1000;
-        let count = sqlx::query_scalar(
-            "INSERT INTO rate_windows (tenant_id, window_s, count) VALUES ($1, $2, 1)
-             ON CONFLICT (tenant_id, window_s) DO UPDATE SET count = rate_windows.count + 1
-             RETURNING count",
+    /// Takes a token from bucket `key` (PostgreSQL only: where several hosts share the
+    /// database), refilled at `rate` per second up to `burst`, in one statement so that hosts
+    /// taking at once never both spend the last token. `None` when a token was taken, else the
+    /// tokens the bucket holds. A refused request spends nothing.
+    pub async fn take_token(&self, key: &str, rate: f64, burst: f64) -> sqlx::Result<Option<f64>> {
+        let now = clock::now_ms();
+        let (admitted, tokens): (bool, f64) = sqlx::query_as(
+            "INSERT INTO rate_buckets (key, tokens, updated_ms, admitted) VALUES ($1, $2 - 1, $3, TRUE)
+             ON CONFLICT (key) DO UPDATE SET
+               tokens = LEAST($2, rate_buckets.tokens + GREATEST($3 - rate_buckets.updated_ms, 0) * $4 / 1000.0)
+                        - CASE WHEN LEAST($2, rate_buckets.tokens + GREATEST($3 - rate_buckets.updated_ms, 0) * $4 / 1000.0) >= 1 THEN 1 ELSE 0 END,
+               admitted = LEAST($2, rate_buckets.tokens + GREATEST($3 - rate_buckets.updated_ms, 0) * $4 / 1000.0) >= 1,
+               updated_ms = GREATEST($3, rate_buckets.updated_ms)
+             RETURNING admitted, tokens",
         )
-        .bind(tenant_id)
-        .bind(window)
+        .bind(key)
+        .bind(burst)
+        .bind(now)
+        .bind(rate)
         .fetch_one(&self.write)
         .await?;
-        // Old windows are of no use; sweeping now and then keeps the table a few rows per tenant.
-        if count == 1 && window % 60 == 0 {
-            sqlx::query("DELETE FROM rate_windows WHERE window_s < $1")
-                .bind(window - 60)
-                .execute(&self.write)
-                .await?;
-        }
-        Ok(count)
+        Ok((!admitted).then_some(tokens))
     }
 }
