@@ -484,10 +484,22 @@ async fn a_customer_has_at_most_a_hundred_destinations() {
     let vendor = host.create_tenant("Acme");
     let customer = vendor.session("c").await;
     let body = json!({ "type": "webhook", "name": "d", "config": { "url": "https://example.com" }, "enabled": false });
-    for _ in 0..100 {
+    for _ in 0..95 {
         customer
             .create("/embed/v1/destinations", body.clone())
             .await;
+    }
+    // Sixteen creates at once for the last five places: exactly five get one.
+    let answers = futures::future::join_all(
+        (0..16).map(|_| customer.call("POST", "/embed/v1/destinations", Some(body.clone()))),
+    )
+    .await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(created, 5, "{statuses:?}");
+    for (status, answer) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 409, "{answer}");
+        assert_eq!(answer["error"]["code"], "destination_limit_reached");
     }
     assert_error(
         &customer

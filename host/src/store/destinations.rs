@@ -1,4 +1,4 @@
-use super::{Store, Tx};
+use super::{Backend, Store, Tx};
 use crate::clock;
 use crate::scope::Scope;
 
@@ -82,7 +82,17 @@ impl Store {
         Ok(())
     }
 
+    /// The sub-tenant's destinations, counted for a create in `tx`. On PostgreSQL the
+    /// sub-tenant's row is locked first, so concurrent creates count one after another and the
+    /// limit holds (SQLite has one writer: its transactions are serial already).
     pub async fn count_destinations(&self, tx: &mut Tx<'_>, scope: &Scope) -> sqlx::Result<i64> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT id FROM sub_tenants WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+                .bind(scope.tenant_id())
+                .bind(scope.sub_tenant_id())
+                .execute(&mut **tx)
+                .await?;
+        }
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM destinations WHERE tenant_id = $1 AND sub_tenant_id = $2 AND deleted_at IS NULL",
         )
