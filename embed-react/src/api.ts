@@ -53,6 +53,8 @@ export interface Destination {
   credential_id: string | null;
   event_types: string[];
   enabled: boolean;
+  /** Why Pushrail disabled it (every delivery failing for the host's window); null otherwise. */
+  disabled_reason?: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -187,6 +187,7 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             destination_concurrency: args.destination_concurrency.max(1),
             lease: args.lease,
             poll_interval: args.poll_interval,
+            auto_disable_after: args.auto_disable_after,
         },
     );
     engine.start();

@@ -94,6 +94,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHRAIL_RATE_LIMIT", default_value_t = 2000)]
     pub rate_limit: u32,
 
+    /// A destination whose every batch has failed for this long is disabled, with the reason
+    /// shown to the customer; its queued deliveries pause until it is enabled again.
+    #[arg(long, env = "PUSHRAIL_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
+    pub auto_disable_after: Duration,
+
     #[command(flatten)]
     pub aws: AwsOperatorArgs,
 

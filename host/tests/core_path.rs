@@ -522,6 +522,74 @@ async fn a_disabled_destination_pauses_its_queued_deliveries_and_enabling_it_res
 }
 
 #[tokio::test]
+async fn a_destination_failing_for_the_window_is_disabled_with_a_reason_and_its_backlog_waits() {
+    let receiver = Receiver::start().await;
+    receiver.set_default(503);
+    let host = Host::start(&[
+        "--auto-disable-after",
+        "2s",
+        "--retry-schedule",
+        "0s,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
+    ])
+    .await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let destination = customer.webhook(&receiver.url, SECRET).await;
+    let path = format!(
+        "/embed/v1/destinations/{}",
+        destination["id"].as_str().unwrap()
+    );
+    assert_eq!(destination["disabled_reason"], serde_json::Value::Null);
+    for n in 0..3 {
+        vendor
+            .publish("c", "order.created", json!({ "n": n }))
+            .await;
+    }
+    let disabled = eventually(
+        "the destination disabled",
+        Duration::from_secs(20),
+        || async {
+            let (_, d) = customer.call("GET", &path, None).await;
+            (d["enabled"] == false).then_some(d)
+        },
+    )
+    .await;
+    let reason = disabled["disabled_reason"].as_str().unwrap();
+    assert!(reason.contains("disabled by Pushrail"), "{reason}");
+    assert!(reason.contains("503"), "says what failed: {reason}");
+    // Paused, not failed: the backlog waits without further attempts.
+    let requests = receiver.count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        receiver.count() <= requests + 3,
+        "no attempts while disabled"
+    );
+    let paused = customer.deliveries("").await;
+    assert_eq!(paused.len(), 3);
+    assert!(
+        paused.iter().all(|d| d["status"] == "pending"),
+        "{paused:?}"
+    );
+
+    receiver.set_default(200);
+    let (status, enabled) = customer
+        .call("PATCH", &path, Some(json!({ "enabled": true })))
+        .await;
+    assert_eq!(status, 200, "{enabled}");
+    assert_eq!(enabled["disabled_reason"], serde_json::Value::Null);
+    eventually("the backlog delivered", Duration::from_secs(20), || async {
+        let log = customer.deliveries("").await;
+        log.iter().all(|d| d["status"] == "succeeded").then_some(())
+    })
+    .await;
+    let (_, healthy) = customer.call("GET", &path, None).await;
+    assert_eq!(
+        healthy["enabled"], true,
+        "a delivery cleared the failing window"
+    );
+}
+
+#[tokio::test]
 async fn an_idempotency_key_answers_the_first_event() {
     let receiver = Receiver::start().await;
     let host = Host::start(&[]).await;

@@ -158,6 +158,11 @@ function DestinationList({ onCreate, onEdit }: { onCreate: () => void; onEdit: (
                   </td>
                   <td>
                     <StatusBadge status={destination.enabled ? 'enabled' : 'disabled'} />
+                    {!destination.enabled && destination.disabled_reason ? (
+                      <p className="pr-disabled-reason" data-disabled-reason>
+                        {destination.disabled_reason}
+                      </p>
+                    ) : null}
                   </td>
                   <td>
                     <div className="pr-row-actions">

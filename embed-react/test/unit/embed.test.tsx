@@ -157,6 +157,33 @@ describe('<PushrailEmbed>', () => {
     expect(requests[0]?.auth).toMatch(/^Bearer ey/);
   });
 
+  it('says why Pushrail disabled a destination, under its status', async () => {
+    const reason = 'disabled by Pushrail: every delivery failed for 5days (last error: HTTP 503)';
+    serve((method, path) =>
+      method === 'GET' && path === '/destinations'
+        ? json(200, {
+            items: [
+              {
+                id: 'dst_1', type: 'webhook', name: 'Orders', config: { url: 'https://a.example/hook' },
+                credential_id: null, event_types: [], enabled: false, disabled_reason: reason,
+                created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+              },
+              {
+                id: 'dst_2', type: 'webhook', name: 'Paused by hand', config: { url: 'https://b.example/hook' },
+                credential_id: null, event_types: [], enabled: false, disabled_reason: null,
+                created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+              },
+            ],
+          })
+        : undefined,
+    );
+    render(<PushrailEmbed baseUrl="https://pushrail.test" fetchToken={token} />);
+    await screen.findByText('Orders');
+    const shown = screen.getByText(reason);
+    expect(shown.closest('tr')?.getAttribute('data-destination')).toBe('Orders');
+    expect(document.querySelectorAll('[data-disabled-reason]')).toHaveLength(1);
+  });
+
   it('creates a destination and maps the API’s field errors onto the generated form', async () => {
     serve((method, path, body) => {
       if (method === 'POST' && path === '/credentials') return json(201, { id: 'cred_9', name: 'Mine signing secret', kind: 'webhook_secret' });

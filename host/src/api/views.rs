@@ -17,6 +17,9 @@ pub struct Destination {
     pub credential_id: Option<String>,
     pub event_types: Vec<String>,
     pub enabled: bool,
+    /// Why Pushrail disabled it (an extension of API.md): its every batch failed for the
+    /// configured window. `null` while enabled or when the customer disabled it.
+    pub disabled_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -32,6 +35,7 @@ impl From<DestinationRow> for Destination {
             credential_id: row.credential_id,
             event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
             enabled,
+            disabled_reason: row.disabled_reason,
             created_at: to_rfc3339(row.created_at),
             updated_at: to_rfc3339(row.updated_at),
         }

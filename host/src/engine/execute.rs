@@ -57,7 +57,7 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
         now: clock::now_ms(),
         jitter: retry::Jitter::draw(),
     };
-    batch
+    let completions: Vec<Completion> = batch
         .iter()
         .map(|delivery| {
             let result = by_event.remove(&delivery.event_id).unwrap_or_else(|| {
@@ -67,7 +67,48 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
             });
             completion(inner, delivery, &result, started_at, duration_ms, later)
         })
-        .collect()
+        .collect();
+    record_health(inner, &batch[0].destination_id, &completions, later.now).await;
+    completions
+}
+
+/// Keeps the destination's health: a batch that delivered anything clears it; a batch that
+/// delivered nothing counts towards disabling it once it has failed so for the configured window.
+async fn record_health(inner: &Inner, destination_id: &str, completions: &[Completion], now: i64) {
+    let delivered = completions
+        .iter()
+        .any(|c| c.attempt.outcome == Outcome::Succeeded.as_str());
+    let result = if delivered {
+        inner.store.destination_delivered(destination_id).await
+    } else {
+        let window = inner.settings.auto_disable_after;
+        let cutoff = now - window.as_millis() as i64;
+        let last_error = completions
+            .iter()
+            .rev()
+            .find_map(|c| c.attempt.error.as_deref())
+            .unwrap_or("no answer");
+        let reason = cut(&format!(
+            "disabled by Pushrail: every delivery failed for {} (last error: {last_error}); enable it again once the endpoint is fixed and its queued deliveries resume",
+            humantime::format_duration(window)
+        ));
+        match inner
+            .store
+            .destination_failed(destination_id, now, cutoff, &reason)
+            .await
+        {
+            Ok(true) => {
+                inner.plugins.invalidate(destination_id);
+                tracing::warn!(destination = %destination_id, "destination disabled after failing for {}", humantime::format_duration(window));
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(error) => Err(error),
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, destination = %destination_id, "recording the destination's health failed");
+    }
 }
 
 /// The plugin's answers for the batch, or why it was not sent.

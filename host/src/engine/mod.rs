@@ -30,6 +30,8 @@ pub struct EngineSettings {
     pub destination_concurrency: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
+    /// A destination whose every batch has failed for this long is disabled (paused).
+    pub auto_disable_after: Duration,
 }
 
 /// Most rows one claim takes; bounds the transaction and the memory held per round.

@@ -16,6 +16,9 @@ pub struct DestinationRow {
     /// 0 or 1: booleans are stored as integers so both stores read them the same way.
     #[sqlx(rename = "enabled")]
     pub enabled_flag: i64,
+    /// Why Pushrail disabled it (every batch failing for the configured window); `None` while
+    /// enabled or when the customer disabled it.
+    pub disabled_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -52,7 +55,7 @@ pub struct FanoutTarget {
     pub event_types: String,
 }
 
-const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, disabled_reason, created_at, updated_at";
 
 impl Store {
     pub async fn insert_destination(
@@ -152,6 +155,45 @@ impl Store {
         Ok(rows)
     }
 
+    /// A batch of the destination delivered something: it is healthy again.
+    pub async fn destination_delivered(&self, id: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE destinations SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// A batch of the destination failed in full at `now`. Once it has failed so since
+    /// `cutoff` or earlier, the destination is disabled with `reason`: its queued deliveries
+    /// pause until the customer enables it again. True when this call disabled it.
+    pub async fn destination_failed(
+        &self,
+        id: &str,
+        now: i64,
+        cutoff: i64,
+        reason: &str,
+    ) -> sqlx::Result<bool> {
+        let enabled: Option<i64> = sqlx::query_scalar(
+            "UPDATE destinations SET
+               failing_since = COALESCE(failing_since, $1),
+               enabled = CASE WHEN COALESCE(failing_since, $1) <= $2 THEN 0 ELSE enabled END,
+               disabled_reason = CASE WHEN COALESCE(failing_since, $1) <= $2 THEN $3 ELSE disabled_reason END,
+               updated_at = CASE WHEN COALESCE(failing_since, $1) <= $2 THEN $1 ELSE updated_at END
+             WHERE id = $4 AND deleted_at IS NULL AND enabled = 1
+             RETURNING enabled",
+        )
+        .bind(now)
+        .bind(cutoff)
+        .bind(reason)
+        .bind(id)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(enabled == Some(0))
+    }
+
     pub async fn update_destination(
         &self,
         tx: &mut Tx<'_>,
@@ -160,7 +202,9 @@ impl Store {
         patch: &DestinationPatch<'_>,
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE destinations SET name = $1, config = $2, credential_id = $3, event_types = $4, enabled = $5, updated_at = $6
+            "UPDATE destinations SET name = $1, config = $2, credential_id = $3, event_types = $4, enabled = $5, updated_at = $6,
+                    disabled_reason = CASE WHEN $5 = 1 THEN NULL ELSE disabled_reason END,
+                    failing_since = CASE WHEN $5 = 1 THEN NULL ELSE failing_since END
              WHERE tenant_id = $7 AND sub_tenant_id = $8 AND id = $9 AND deleted_at IS NULL",
         )
         .bind(patch.name)
