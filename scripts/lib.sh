@@ -99,3 +99,20 @@ ensure_tansu() {
   fi
   export PUSHRAIL_TANSU="$TANSU_ROOT/bin/tansu"
 }
+
+# Azurite, the Azure Storage emulator the azure_blob tests start (blob service only, on a loopback
+# port, a temporary data directory). npm install takes about 30 s the first time; the install is
+# kept under /var/tmp so later runs and clones reuse it.
+AZURITE_ROOT="${PUSHRAIL_AZURITE_ROOT:-/var/tmp/pushrail-tools/azurite}"
+AZURITE_VERSION="3.37.0"
+
+ensure_azurite() {
+  local bin="$AZURITE_ROOT/node_modules/.bin/azurite-blob"
+  local installed="$AZURITE_ROOT/node_modules/azurite/package.json"
+  if [ ! -x "$bin" ] || ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$installed" 2>/dev/null; then
+    log "installing Azurite $AZURITE_VERSION into $AZURITE_ROOT"
+    mkdir -p "$AZURITE_ROOT"
+    npm install --prefix "$AZURITE_ROOT" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"
+  fi
+  export PUSHRAIL_AZURITE="$bin"
+}

@@ -54,7 +54,10 @@ pub mod log;
 pub mod net;
 
 pub mod aws;
+pub mod azure;
 pub mod batch;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 pub mod record;
 pub mod template;
 

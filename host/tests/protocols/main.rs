@@ -13,8 +13,10 @@ mod common;
 mod support;
 
 mod aws_role;
+mod azure_blob;
 mod eventbridge;
 mod firehose;
+mod gcs;
 mod kafka;
 mod kinesis;
 mod mqtt;
