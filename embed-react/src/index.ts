@@ -1,5 +1,6 @@
 export { PushrailEmbed, type PushrailEmbedProps } from './PushrailEmbed.js';
 export {
+  darkTheme,
   defaultTheme,
   themeToCssVars,
   type PushrailClassNames,

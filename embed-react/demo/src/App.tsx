@@ -4,7 +4,7 @@
  * signed in; the operator tools at the bottom stand in for Acme's own admin backend.
  */
 
-import { PushrailEmbed, type PushrailTheme } from '@pushrail/embed-react';
+import { darkTheme, PushrailEmbed, type PushrailTheme } from '@pushrail/embed-react';
 import { useCallback, useEffect, useState, type SyntheticEvent } from 'react';
 
 interface Me {
@@ -37,7 +37,20 @@ const theme: PushrailTheme = {
   density: 'comfortable',
 };
 
+/** When Acme's dashboard is dark, the embed gets the dark preset (Acme's own shape tokens kept). */
+const themeDark: PushrailTheme = { ...darkTheme, radius: 6, density: 'comfortable' };
+
+/** Acme's light/dark switch: `?theme=dark` starts dark; the top bar's "Dark mode" button toggles it. */
+function useDarkMode(): [boolean, (dark: boolean) => void] {
+  const [dark, setDark] = useState(() => new URLSearchParams(window.location.search).get('theme') === 'dark');
+  useEffect(() => {
+    document.documentElement.dataset.theme = dark ? 'dark' : 'light';
+  }, [dark]);
+  return [dark, setDark];
+}
+
 export function App() {
+  const [dark, setDark] = useDarkMode();
   const [me, setMe] = useState<Me | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -51,7 +64,7 @@ export function App() {
   if (error) return <p className="demo-error">Demo backend unreachable: {error}</p>;
   if (!me) return null;
   if (!me.customer) return <SignIn me={me} onSignedIn={load} />;
-  return <Dashboard me={me} customer={me.customer} onSignedOut={load} />;
+  return <Dashboard me={me} customer={me.customer} onSignedOut={load} dark={dark} setDark={setDark} />;
 }
 
 function SignIn({ me, onSignedIn }: { me: Me; onSignedIn: () => void }) {
@@ -123,12 +136,34 @@ function Logo() {
   );
 }
 
-function Dashboard({ me, customer, onSignedOut }: { me: Me; customer: string; onSignedOut: () => void }) {
+function Dashboard({
+  me,
+  customer,
+  onSignedOut,
+  dark,
+  setDark,
+}: {
+  me: Me;
+  customer: string;
+  onSignedOut: () => void;
+  dark: boolean;
+  setDark: (dark: boolean) => void;
+}) {
   return (
     <div className="demo-shell">
       <header className="demo-topbar">
         <Logo />
         <div className="demo-topbar-right">
+          <button
+            type="button"
+            className="demo-link"
+            aria-pressed={dark}
+            onClick={() => {
+              setDark(!dark);
+            }}
+          >
+            Dark mode
+          </button>
           <span className="demo-account" data-testid="signed-in-as">
             Signed in as <strong>{customer}</strong>
           </span>
@@ -162,7 +197,7 @@ function Dashboard({ me, customer, onSignedOut }: { me: Me; customer: string; on
             <p className="demo-muted">Get Acme events (orders, refunds, shipments) delivered to your own systems.</p>
           </div>
           <div className="demo-embed">
-            <PushrailEmbed key={customer} baseUrl={me.pushrailUrl} fetchToken={fetchToken} theme={theme} />
+            <PushrailEmbed key={customer} baseUrl={me.pushrailUrl} fetchToken={fetchToken} theme={dark ? themeDark : theme} />
           </div>
           <OperatorTools me={me} customer={customer} />
         </main>

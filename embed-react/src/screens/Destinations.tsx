@@ -1,7 +1,7 @@
 /** Destinations: list, create and edit (forms from each type's config_schema), test, toggle, delete. */
 
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { useState, type SyntheticEvent } from 'react';
+import { useEffect, useRef, useState, type SyntheticEvent } from 'react';
 
 import { PushrailApiError, type Destination, type DestinationInput, type DestinationType, type TestResult } from '../api.js';
 import { keys, useCredentials, useDestinations, useEmbed, useTypes } from '../context.js';
@@ -29,9 +29,12 @@ type View = { mode: 'list' } | { mode: 'create' } | { mode: 'edit'; id: string }
 
 export function DestinationsPanel() {
   const [view, setView] = useState<View>({ mode: 'list' });
+  // Back on the list, focus returns to the button that opened the form (none on first show).
+  const [returnFocus, setReturnFocus] = useState<string | null>(null);
   if (view.mode === 'list') {
     return (
       <DestinationList
+        returnFocus={returnFocus}
         onCreate={() => {
           setView({ mode: 'create' });
         }}
@@ -46,14 +49,27 @@ export function DestinationsPanel() {
       key={view.mode === 'edit' ? view.id : 'new'}
       editId={view.mode === 'edit' ? view.id : null}
       onDone={() => {
+        setReturnFocus(view.mode === 'edit' ? `edit-${view.id}` : 'add');
         setView({ mode: 'list' });
       }}
     />
   );
 }
 
-function DestinationList({ onCreate, onEdit }: { onCreate: () => void; onEdit: (id: string) => void }) {
-  const { api, locale, flash, navigate } = useEmbed();
+function DestinationList({
+  returnFocus,
+  onCreate,
+  onEdit,
+}: {
+  returnFocus: string | null;
+  onCreate: () => void;
+  onEdit: (id: string) => void;
+}) {
+  const { api, locale, flash, navigate, idPrefix } = useEmbed();
+  const focusId = (what: string) => `${idPrefix}-dst-${what}`;
+  useEffect(() => {
+    if (returnFocus) document.getElementById(`${idPrefix}-dst-${returnFocus}`)?.focus();
+  }, [returnFocus, idPrefix]);
   const queryClient = useQueryClient();
   const destinations = useDestinations();
   const types = useTypes();
@@ -102,7 +118,7 @@ function DestinationList({ onCreate, onEdit }: { onCreate: () => void; onEdit: (
         title="Destinations"
         description="Where your events are delivered. Each destination receives the event types it subscribes to."
         actions={
-          <Button variant="primary" icon="plus" onClick={onCreate}>
+          <Button id={focusId('add')} variant="primary" icon="plus" onClick={onCreate}>
             Add destination
           </Button>
         }
@@ -179,7 +195,12 @@ function DestinationList({ onCreate, onEdit }: { onCreate: () => void; onEdit: (
                       >
                         Send test
                       </Button>
-                      <Button size="sm" onClick={() => { onEdit(destination.id); }} aria-label={`Edit ${destination.name}`}>
+                      <Button
+                        id={focusId(`edit-${destination.id}`)}
+                        size="sm"
+                        onClick={() => { onEdit(destination.id); }}
+                        aria-label={`Edit ${destination.name}`}
+                      >
                         Edit
                       </Button>
                       <Button
@@ -345,6 +366,13 @@ function DestinationEditor({
 
   const usable = (credentials.data ?? []).filter((c) => kinds.includes(c.kind));
   const id = (field: string) => `${idPrefix}-dst-${field}`;
+  const formRef = useRef<HTMLFormElement>(null);
+  useEffect(() => {
+    // Opening the form moves focus to its first field: the chosen type, or the name when editing.
+    formRef.current
+      ?.querySelector<HTMLElement>('input:checked:enabled, input:not([type="radio"]):enabled, select:enabled, textarea:enabled')
+      ?.focus();
+  }, []);
 
   const save = useMutation({
     mutationFn: async ({ input, generate }: { input: DestinationInput; generate: boolean }) => {
@@ -445,6 +473,7 @@ function DestinationEditor({
         back={{ label: 'Destinations', onClick: onDone }}
       />
       <form
+        ref={formRef}
         className="pr-form"
         noValidate
         onSubmit={submit}

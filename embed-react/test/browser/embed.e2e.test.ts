@@ -33,6 +33,9 @@ let receiver: Receiver;
 let demoUrl: string;
 let browser: Browser;
 let pageA: Page | undefined;
+/** Customer C: the keyboard-only and dark-theme checks. */
+let pageC: Page | undefined;
+let contextC: BrowserContext | undefined;
 
 function customerA(): Page {
   if (!pageA) throw new Error('customer A has no page');
@@ -69,6 +72,47 @@ async function signIn(page: Page, customer: string): Promise<void> {
 async function openTab(page: Page, name: string): Promise<void> {
   await page.getByRole('tab', { name }).click();
   await page.locator('[role="tab"][aria-selected="true"]', { hasText: name }).waitFor();
+}
+
+interface Focused {
+  tag: string;
+  type: string;
+  role: string;
+  /** aria-label, else the label's text, else the element's text. */
+  name: string;
+  id: string;
+  checked: boolean;
+  inEmbed: boolean;
+  /** The aria-label of the form holding the focus, if any. */
+  inForm: string | null;
+}
+
+/** What has the keyboard focus. */
+async function focused(page: Page): Promise<Focused> {
+  return page.evaluate(() => {
+    const el = document.activeElement as HTMLInputElement | null;
+    const label = el?.labels?.[0]?.textContent;
+    return {
+      tag: el?.tagName.toLowerCase() ?? '',
+      type: el?.getAttribute('type') ?? '',
+      role: el?.getAttribute('role') ?? '',
+      name: (el?.getAttribute('aria-label') ?? label ?? el?.textContent ?? '').trim(),
+      id: el?.id ?? '',
+      checked: el?.checked === true,
+      inEmbed: !!el?.closest('.pr-embed'),
+      inForm: el?.closest('form')?.getAttribute('aria-label') ?? null,
+    };
+  });
+}
+
+/** Presses `key` (Tab by default) until the focused element's name matches; fails after `max` presses. */
+async function tabTo(page: Page, name: RegExp, key = 'Tab', max = 40): Promise<Focused> {
+  for (let i = 0; i < max; i += 1) {
+    await page.keyboard.press(key);
+    const f = await focused(page);
+    if (name.test(f.name)) return f;
+  }
+  throw new Error(`${key} never reached ${String(name)}; focus is on ${JSON.stringify(await focused(page))}`);
 }
 
 /** What `GET /embed/v1/aws-role` answers for the page's signed-in customer. */
@@ -590,12 +634,125 @@ describe('embed in the demo dashboard, against the real host', () => {
     }
   });
 
+  it('creates a webhook destination with the keyboard alone', async () => {
+    // A customer of their own (A's audit counts stay as they are), in Acme's default (light) theme.
+    ({ context: contextC, page: pageC } = await newCustomerPage('acme-customer-c'));
+    const page = pageC;
+    await page.getByText('No destinations yet').waitFor();
+    // From the top of the page: Tab through Acme's own controls into the embed's tab list.
+    await page.evaluate(() => {
+      (document.activeElement as HTMLElement | null)?.blur();
+    });
+    const tab = await tabTo(page, /^Destinations$/);
+    expect(tab.role).toBe('tab');
+    expect(tab.inEmbed).toBe(true);
+    // Next stop: the panel's "Add destination" (the empty state's own button comes after it).
+    await page.keyboard.press('Tab');
+    expect(await focused(page)).toMatchObject({ name: 'Add destination', inEmbed: true });
+    await page.keyboard.press('Enter');
+
+    // The form opens with focus on its first field: the chosen destination type.
+    const first = await poll('focus in the new destination form', async () => {
+      const f = await focused(page);
+      return f.inForm === 'New destination' ? f : undefined;
+    });
+    expect(first).toMatchObject({ tag: 'input', type: 'radio', checked: true });
+    // Arrow keys move through the radio group: pick the webhook type.
+    for (let i = 0; !(await focused(page)).name.startsWith('Webhook'); i += 1) {
+      if (i > 40) throw new Error('no Webhook type in the radio group');
+      await page.keyboard.press('ArrowDown');
+    }
+    expect(await focused(page)).toMatchObject({ type: 'radio', checked: true });
+
+    await tabTo(page, /^Name/);
+    await page.keyboard.type('Keyboard endpoint');
+    await tabTo(page, /^Endpoint URL/);
+    await page.keyboard.type(receiver.url);
+    await tabTo(page, /^Event types/);
+    await page.keyboard.type('order.*');
+    expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('Keyboard endpoint');
+    await tabTo(page, /^Create destination$/);
+    // Shift+Tab goes back to Cancel, Tab forward again.
+    await page.keyboard.press('Shift+Tab');
+    expect((await focused(page)).name).toBe('Cancel');
+    await page.keyboard.press('Tab');
+    expect((await focused(page)).name).toBe('Create destination');
+    await page.keyboard.press('Space');
+
+    // Back on the list, focus returns to the button that opened the form.
+    await page.getByText('“Keyboard endpoint” created.').waitFor();
+    await page.locator('tr[data-destination="Keyboard endpoint"]').waitFor();
+    await poll('focus back on "Add destination"', async () => {
+      const f = await focused(page);
+      return f.name === 'Add destination' && f.inEmbed && f.id.endsWith('-dst-add');
+    });
+
+    const token = await tokenOf(page);
+    const list = (await (
+      await fetch(`${host.url}/embed/v1/destinations`, { headers: { Authorization: `Bearer ${token}` } })
+    ).json()) as { items: { name: string; type: string; enabled: boolean; event_types: string[]; config: Record<string, unknown> }[] };
+    expect(list.items).toHaveLength(1);
+    expect(list.items[0]).toMatchObject({
+      name: 'Keyboard endpoint',
+      type: 'webhook',
+      enabled: true,
+      event_types: ['order.*'],
+      config: { url: receiver.url },
+    });
+    await page.evaluate(() => {
+      (document.activeElement as HTMLElement | null)?.blur();
+    });
+    await shot(page, '14-theme-default');
+  });
+
+  it('follows Acme’s dark mode with the dark preset, accessible too', async () => {
+    if (!pageC) throw new Error('customer C has no page');
+    const page = pageC;
+    try {
+      await page.getByRole('button', { name: 'Dark mode' }).click();
+      expect(await page.getByRole('button', { name: 'Dark mode' }).getAttribute('aria-pressed')).toBe('true');
+      const embed = page.locator('.pr-embed');
+      await poll('the dark preset on the embed', async () =>
+        (await embed.evaluate((el) => getComputedStyle(el).colorScheme)) === 'dark');
+      expect(await embed.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe('rgb(18, 20, 28)');
+      await page.locator('tr[data-destination="Keyboard endpoint"]').waitFor();
+      // Colours change with a short transition: let it end before the screenshot and the checks.
+      await page.evaluate(() =>
+        Promise.all(document.getAnimations().filter((a) => a instanceof CSSTransition).map((a) => a.finished)),
+      );
+      await shot(page, '15-theme-dark');
+      await expectAccessible(page, 'dark-destinations');
+
+      // The form, with the client's field errors (danger text on the dark background).
+      await page.getByRole('button', { name: 'Add destination' }).first().click();
+      await page.getByRole('radio', { name: /^Webhook/ }).check();
+      await page.getByRole('button', { name: 'Create destination' }).click();
+      await page.getByText('Give the destination a name.').waitFor();
+      await shot(page, '16-theme-dark-form');
+      await expectAccessible(page, 'dark-destination-form');
+      await page.getByRole('button', { name: 'Cancel' }).click();
+
+      await openTab(page, 'Credentials');
+      await page.locator('tr[data-credential="Keyboard endpoint signing secret"]').waitFor();
+      await expectAccessible(page, 'dark-credentials');
+      await openTab(page, 'Delivery log');
+      await page.getByText('No deliveries yet').waitFor();
+      await expectAccessible(page, 'dark-deliveries');
+    } finally {
+      await contextC?.close();
+      pageC = undefined;
+    }
+  });
+
   it('raised no page errors', () => {
     expect(pageErrors).toEqual([]);
   });
 
   it('checked every screen with axe (no serious or critical violation)', () => {
-    for (const screen of ['destinations', 'destination-form', 'credentials', 'credential-form', 'deliveries', 'delivery-detail', 'replay', 'audit']) {
+    for (const screen of [
+      'destinations', 'destination-form', 'credentials', 'credential-form', 'deliveries', 'delivery-detail', 'replay', 'audit',
+      'dark-destinations', 'dark-destination-form', 'dark-credentials', 'dark-deliveries',
+    ]) {
       expect(checkedScreens, screen).toContain(screen);
     }
   });

@@ -5,7 +5,7 @@ import { cleanup, render } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { PushrailEmbed } from '../../src/PushrailEmbed.js';
-import { defaultTheme, themeToCssVars } from '../../src/theme.js';
+import { darkTheme, defaultTheme, themeToCssVars } from '../../src/theme.js';
 
 afterEach(cleanup);
 
@@ -18,8 +18,10 @@ describe('themeToCssVars', () => {
     const vars = themeToCssVars();
     expect(vars['--pr-color-primary']).toBe(defaultTheme.colors.primary);
     expect(Object.keys(vars).filter((k) => k.startsWith('--pr-color-')).sort()).toEqual(
-      ['background', 'border', 'danger', 'muted', 'primary', 'success', 'surface', 'text', 'warning'].map((c) => `--pr-color-${c}`),
+      ['background', 'border', 'danger', 'muted', 'on-primary', 'primary', 'scheme', 'success', 'surface', 'text', 'warning'].map((c) => `--pr-color-${c}`),
     );
+    expect(vars['--pr-color-on-primary']).toBe('#ffffff');
+    expect(vars['--pr-color-scheme']).toBe('light');
     expect(vars['--pr-density']).toBe('1');
     expect(vars['--pr-font-size-md']).toBe('14px');
   });
@@ -44,6 +46,50 @@ describe('themeToCssVars', () => {
       '--pr-space': '6px',
       '--pr-density': '0.75',
     });
+  });
+});
+
+/** WCAG 2.x relative luminance of `#rrggbb`. */
+function luminance(hex: string): number {
+  const channel = (i: number) => {
+    const v = Number.parseInt(hex.slice(i, i + 2), 16) / 255;
+    return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+}
+
+function contrast(a: string, b: string): number {
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number];
+  return (light + 0.05) / (dark + 0.05);
+}
+
+describe('darkTheme', () => {
+  const { colors } = darkTheme;
+  // Text colours on what they are shown on, as styles.css pairs them.
+  const pairs: [string, string, string, string][] = [];
+  for (const text of ['text', 'muted', 'primary', 'success', 'danger', 'warning'] as const) {
+    for (const ground of ['background', 'surface'] as const) pairs.push([text, colors[text], ground, colors[ground]]);
+  }
+  pairs.push(['onPrimary', colors.onPrimary, 'primary', colors.primary], ['onPrimary', colors.onPrimary, 'danger', colors.danger]);
+
+  it.each(pairs)('%s on %s meets WCAG AA (4.5:1)', (_text, fg, _ground, bg) => {
+    expect(contrast(fg, bg)).toBeGreaterThanOrEqual(4.5);
+  });
+
+  it('computes contrast as WCAG does', () => {
+    expect(contrast('#000000', '#ffffff')).toBeCloseTo(21, 5);
+    expect(contrast('#767676', '#ffffff')).toBeCloseTo(4.54, 2);
+    // The light defaults pass the same check.
+    expect(contrast(defaultTheme.colors.text, defaultTheme.colors.background)).toBeGreaterThanOrEqual(4.5);
+    expect(contrast(defaultTheme.colors.onPrimary, defaultTheme.colors.primary)).toBeGreaterThanOrEqual(4.5);
+  });
+
+  it('is a dark colour scheme, applied as custom properties', () => {
+    const vars = themeToCssVars(darkTheme);
+    expect(vars['--pr-color-scheme']).toBe('dark');
+    expect(vars['--pr-color-background']).toBe(colors.background);
+    expect(vars['--pr-color-on-primary']).toBe(colors.onPrimary);
+    expect(luminance(colors.background)).toBeLessThan(luminance(colors.text));
   });
 });
 
