@@ -58,6 +58,7 @@ pub mod azure;
 pub mod batch;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+pub mod object;
 pub mod record;
 pub mod template;
 

@@ -9,36 +9,21 @@
 //! Events of one batch whose prefixes render differently (another hour, another `{{payload.…}}`
 //! value) go to separate objects; each object succeeds or fails as a whole.
 
-use std::collections::HashMap;
-use std::io::Write as _;
 use std::time::Duration;
 
-use flate2::write::GzEncoder;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use pushrail_plugin_sdk::object::{self, Compression, Plan, MAX_EVENTS};
 use pushrail_plugin_sdk::prelude::*;
 use pushrail_plugin_sdk::template::Template;
-use pushrail_plugin_sdk::{batch, gcp, record, settings};
+use pushrail_plugin_sdk::{gcp, settings};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
-/// Events in one batch (the type's `max_batch_size`), and so at most in one object.
-const MAX_EVENTS: usize = 500;
-/// Bytes of NDJSON (before compression) in one object. The records of one prefix beyond it go to
-/// further objects. It keeps every body, compressed or not, well under the host's 16 MiB cap on a
-/// request, and the batch within a plugin's memory.
-const MAX_OBJECT_BYTES: usize = 8 * 1024 * 1024;
 /// Cloud Storage's limit on an object name, in UTF-8 bytes.
 const MAX_NAME_BYTES: usize = 1024;
 /// Longest `object_prefix` accepted, in characters; the rendered name must still fit in 1024
 /// bytes.
 const MAX_PREFIX_CHARS: usize = 900;
-/// Hex digits of the SHA-256 of the ids kept in an object's name (128 bits).
-const NAME_HASH_CHARS: usize = 32;
-/// What follows an `object_prefix` that places no `{{time.*}}` itself: Hive-style partitions of
-/// the event time (UTC), which BigQuery external tables, Dataproc/Spark and Trino read as columns.
-const DEFAULT_PARTITIONS: &str =
-    "year={{time.year}}/month={{time.month}}/day={{time.day}}/hour={{time.hour}}/";
 /// The JSON API's endpoint.
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 
@@ -64,46 +49,16 @@ pub struct Config {
     timeout_ms: u64,
 }
 
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    Gzip,
-    None,
-}
-
-impl Compression {
-    fn extension(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".ndjson.gz",
-            Compression::None => ".ndjson",
-        }
-    }
-
-    /// A gzip object is stored as the `.gz` file it is (`application/gzip`, no
-    /// `Content-Encoding`), so every client downloads the bytes its name promises: with
-    /// `Content-Encoding: gzip`, Cloud Storage would decompress it for clients that do not ask for
-    /// gzip (decompressive transcoding).
-    fn content_type(self) -> &'static str {
-        match self {
-            Compression::Gzip => "application/gzip",
-            Compression::None => "application/x-ndjson",
-        }
-    }
-}
-
 /// A destination's session: the parsed config and the service account's access (its token is
 /// kept between batches until shortly before it expires).
 struct Gcs {
     bucket: String,
-    /// `object_prefix` with the default partitions when it places no time itself.
-    object_prefix: Template,
-    compression: Compression,
+    /// How a batch becomes objects: `object_prefix` (with the default partitions when it places
+    /// no time itself), the compression, Cloud Storage's rules for a name.
+    layout: object::Layout,
     /// The JSON API's base URL, without a trailing `/`.
     endpoint: String,
     auth: gcp::Auth,
-    /// The length of every object's own name (it is of fixed width), for name length checks.
-    name_len: usize,
     timeout: Duration,
 }
 
@@ -166,10 +121,14 @@ impl Destination for Gcs {
         let endpoint = gcp::base_url(config.endpoint.as_deref(), DEFAULT_ENDPOINT)?;
         let timeout = settings::timeout(config.timeout_ms);
         Ok(Self {
-            name_len: object_name(["x"], 0, config.compression).len(),
             bucket: config.bucket,
-            object_prefix,
-            compression: config.compression,
+            layout: object::Layout {
+                field: "object_prefix",
+                object: "object",
+                prefix: object_prefix,
+                compression: config.compression,
+                check_name,
+            },
             endpoint,
             auth: gcp::Auth::new(account, gcp::scopes::DEVSTORAGE_READ_WRITE, timeout),
             timeout,
@@ -229,56 +188,10 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The names inside each `{{ }}` of `text`, trimmed, found the way [`Template::parse`] finds them.
-fn placeholders(text: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        names.push(after[..end].trim());
-        rest = &after[end + 2..];
-    }
-    names
-}
-
-/// `text` with each placeholder replaced by `with`.
-fn fill_placeholders(text: &str, with: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        out.push_str(&rest[..start]);
-        out.push_str(with);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The template of every object name's prefix: `object_prefix` as given when it places the event
-/// time (`{{time.*}}`) itself; otherwise `object_prefix`, a `/` when it is not empty and does not
-/// end with one, and [`DEFAULT_PARTITIONS`]. Or why `object_prefix` cannot be one.
+/// The template of every object name's prefix (see [`object::prefix_template`]), or why
+/// `object_prefix` cannot be one.
 fn name_template(object_prefix: &str) -> Result<Template, String> {
-    Template::parse(object_prefix).map_err(|e| e.0)?;
-    if object_prefix.chars().count() > MAX_PREFIX_CHARS {
-        return Err(format!("must be at most {MAX_PREFIX_CHARS} characters"));
-    }
-    // The text around the placeholders must already make a good name.
-    check_name(&format!("{}name", fill_placeholders(object_prefix, "x")))?;
-    if placeholders(object_prefix)
-        .iter()
-        .any(|name| name.starts_with("time."))
-    {
-        return Template::parse(object_prefix).map_err(|e| e.0);
-    }
-    let mut text = object_prefix.to_owned();
-    if !text.is_empty() && !text.ends_with('/') {
-        text.push('/');
-    }
-    text.push_str(DEFAULT_PARTITIONS);
-    Template::parse(&text).map_err(|e| e.0)
+    object::prefix_template(object_prefix, MAX_PREFIX_CHARS, check_name)
 }
 
 /// Cloud Storage takes any UTF-8 name of up to 1024 bytes without a carriage return or line
@@ -312,92 +225,6 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An object's own name (after its prefix): the time of its first event (`20260307T090500Z`),
-/// the first 32 hex digits of the SHA-256 of its event ids in order (each preceded by its length,
-/// so no two lists hash alike), and the extension. The same events in the same order always make
-/// the same name. The rule is the `s3` type's.
-fn object_name<'a>(
-    ids: impl IntoIterator<Item = &'a str>,
-    first_occurred_at: u64,
-    compression: Compression,
-) -> String {
-    let mut hash = Sha256::new();
-    for id in ids {
-        hash.update((id.len() as u64).to_be_bytes());
-        hash.update(id.as_bytes());
-    }
-    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}{}",
-        compact_time(first_occurred_at),
-        &hex[..NAME_HASH_CHARS],
-        compression.extension()
-    )
-}
-
-/// Milliseconds since the epoch as `YYYYMMDDTHHMMSSZ` (UTC).
-fn compact_time(ms: u64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(t) => format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        // Unreachable for events that made a record, whose time is in range.
-        Err(_) => "00000000T000000Z".to_owned(),
-    }
-}
-
-/// The object's bytes: the lines in order, gzip-compressed unless `compression` is `none`.
-/// The gzip header carries no time or name, so the same lines always make the same bytes.
-fn encode<'a>(
-    compression: Compression,
-    lines: impl Iterator<Item = &'a [u8]>,
-) -> std::io::Result<Vec<u8>> {
-    match compression {
-        Compression::None => Ok(lines.collect::<Vec<_>>().concat()),
-        Compression::Gzip => {
-            let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
-            for line in lines {
-                encoder.write_all(line)?;
-            }
-            encoder.finish()
-        }
-    }
-}
-
-/// One event ready to be written: its name prefix and its NDJSON line.
-struct Entry {
-    prefix: String,
-    line: Vec<u8>,
-}
-
-/// The events of one name prefix, in batch order: their positions and lines.
-struct Group {
-    prefix: String,
-    lines: Vec<(usize, Vec<u8>)>,
-}
-
-/// A batch ready to send: a slot per event (`Some` when answered before sending), its objects,
-/// and the upload of each object.
-struct Plan {
-    results: Vec<Option<DeliveryResult>>,
-    objects: Vec<Object>,
-    requests: Vec<Result<http::Request, http::Error>>,
-}
-
-/// One object of a batch, written by one upload.
-#[derive(Debug)]
-struct Object {
-    name: String,
-    /// The positions (in the batch) of its events, in the order of its lines.
-    events: Vec<usize>,
-}
-
 /// What a successful upload answers: the object resource (the fields the log shows).
 #[derive(Deserialize)]
 struct ObjectResource {
@@ -406,83 +233,10 @@ struct ObjectResource {
 }
 
 impl Gcs {
-    fn entry(&self, event: &Event) -> Result<Entry, Failure> {
-        let payload: Value = serde_json::from_slice(&event.payload)
-            .map_err(|_| Failure::permanent("the event payload is not JSON"))?;
-        let prefix = self
-            .object_prefix
-            .render_with_payload(event, &payload)
-            .map_err(|e| Failure::permanent(format!("object_prefix: {e}")))?;
-        check_name(&format!("{prefix}{}", "n".repeat(self.name_len))).map_err(|m| {
-            Failure::permanent(format!("object_prefix rendered {prefix:?}, which {m}"))
-        })?;
-        let record = record::event_record_with_payload(event, payload)?;
-        let mut line = serde_json::to_vec(&record)
-            .map_err(|e| Failure::permanent(format!("encoding the record: {e}")))?;
-        line.push(b'\n');
-        if line.len() > MAX_OBJECT_BYTES {
-            return Err(Failure::permanent(format!(
-                "the record is {} bytes, over the {MAX_OBJECT_BYTES} bytes of NDJSON an object \
-                 holds; it was not written",
-                line.len()
-            )));
-        }
-        Ok(Entry { prefix, line })
-    }
-
-    /// The batch's objects: the events of each name prefix (in order of first appearance) in
-    /// batch order, cut at [`MAX_EVENTS`] events and [`MAX_OBJECT_BYTES`] bytes of NDJSON.
+    /// The batch's objects (see [`object::Layout::plan`]), each written by one upload.
     fn plan(&self, events: &[Event]) -> Plan {
-        let mut results = Vec::with_capacity(events.len());
-        let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<String, usize> = HashMap::new();
-        for (position, event) in events.iter().enumerate() {
-            match self.entry(event) {
-                Ok(Entry { prefix, line }) => {
-                    results.push(None);
-                    let group = *group_of.entry(prefix.clone()).or_insert_with(|| {
-                        groups.push(Group {
-                            prefix,
-                            lines: Vec::new(),
-                        });
-                        groups.len() - 1
-                    });
-                    groups[group].lines.push((position, line));
-                }
-                Err(failure) => results.push(Some(Err(failure))),
-            }
-        }
-        let mut objects = Vec::new();
-        let mut requests = Vec::new();
-        for Group { prefix, lines } in groups {
-            let sizes: Vec<usize> = lines.iter().map(|(_, line)| line.len()).collect();
-            for range in batch::split(&sizes, MAX_EVENTS, MAX_OBJECT_BYTES) {
-                let lines = &lines[range];
-                let positions: Vec<usize> = lines.iter().map(|(p, _)| *p).collect();
-                let name = format!(
-                    "{prefix}{}",
-                    object_name(
-                        positions.iter().map(|&p| events[p].id.as_str()),
-                        events[positions[0]].occurred_at,
-                        self.compression,
-                    )
-                );
-                requests.push(
-                    encode(self.compression, lines.iter().map(|(_, l)| l.as_slice()))
-                        .map_err(|e| http::Error::permanent(format!("compressing the object: {e}")))
-                        .and_then(|body| self.request(&name, body)),
-                );
-                objects.push(Object {
-                    name,
-                    events: positions,
-                });
-            }
-        }
-        Plan {
-            results,
-            objects,
-            requests,
-        }
+        self.layout
+            .plan(events, |object, body| self.request(&object.name, body))
     }
 
     /// The media upload of `body` as object `name`, created only if no object has that name
@@ -496,38 +250,21 @@ impl Gcs {
         );
         Ok(http::Request::post(&url)?
             .timeout(self.timeout)
-            .header("content-type", self.compression.content_type())
+            .header("content-type", self.layout.compression.content_type())
             .body(body))
     }
 
-    /// One result per event, in order: each object's answer (one per object, in order) for each
-    /// of its events. An object without an answer, and an event without an outcome, are
-    /// retryable.
+    /// One result per event, in order (see [`object::Plan::finish`]).
     fn finish(
         &self,
         plan: Plan,
         answers: Vec<Result<http::Response, Failure>>,
     ) -> Vec<DeliveryResult> {
-        let mut results = plan.results;
-        let mut answers = answers.into_iter();
-        for object in plan.objects {
-            let outcome = match answers.next() {
-                Some(Ok(response)) => self.outcome(&response, &object),
-                Some(Err(failure)) => Err(failure),
-                None => Err(Failure::retryable("the request was not sent")),
-            };
-            for position in object.events {
-                results[position] = Some(outcome.clone());
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Failure::retryable("the event was not sent"))))
-            .collect()
+        plan.finish(answers, |response, object| self.outcome(response, object))
     }
 
     /// What Cloud Storage's answer to one upload means for each of the object's events.
-    fn outcome(&self, response: &http::Response, object: &Object) -> DeliveryResult {
+    fn outcome(&self, response: &http::Response, object: &object::Object) -> DeliveryResult {
         let location = format!("gs://{}/{}", self.bucket, object.name);
         let count = object.events.len();
         if response.is_success() {
@@ -567,6 +304,7 @@ mod tests {
     use std::io::Read as _;
 
     use flate2::read::GzDecoder;
+    use serde_json::Value;
 
     use super::*;
 
@@ -658,34 +396,6 @@ mod tests {
     }
 
     #[test]
-    fn the_name_is_stable_and_follows_the_ids_in_order() {
-        let name = object_name(["evt_1", "evt_2", "evt_3"], TIME, Compression::Gzip);
-        // Pinned (and the same as the s3 type's): a change here renames every object, and
-        // retries of old batches would no longer find what they wrote.
-        assert_eq!(
-            name,
-            "20260307T090500Z-0e2dbe45be0197e45038a53553fe9028.ndjson.gz"
-        );
-        assert_eq!(
-            object_name(["evt_1", "evt_2", "evt_3"], TIME, Compression::Gzip),
-            name
-        );
-        // Another order, another id, fewer ids: another name.
-        let other = |ids: &[&str]| object_name(ids.iter().copied(), TIME, Compression::Gzip);
-        assert_ne!(other(&["evt_2", "evt_1", "evt_3"]), name);
-        assert_ne!(other(&["evt_1", "evt_2", "evt_4"]), name);
-        assert_ne!(other(&["evt_1", "evt_2"]), name);
-        // Ids are length-prefixed: moving a character from one id to the next changes the name.
-        assert_ne!(other(&["ab", "c"]), other(&["a", "bc"]));
-        assert_ne!(other(&["a", ""]), other(&["a"]));
-        assert_eq!(
-            object_name(["evt_1", "evt_2", "evt_3"], TIME, Compression::None),
-            "20260307T090500Z-0e2dbe45be0197e45038a53553fe9028.ndjson"
-        );
-        assert!(object_name(["evt_1"], 0, Compression::None).starts_with("19700101T000000Z-"));
-    }
-
-    #[test]
     fn a_batch_is_one_gzipped_ndjson_upload_created_only_once() {
         let gcs = open("events/", Compression::Gzip);
         let events = [
@@ -696,10 +406,8 @@ mod tests {
         let plan = gcs.plan(&events);
         assert_eq!(plan.objects.len(), 1);
         assert_eq!(plan.objects[0].events, [0, 1, 2]);
-        let name = format!(
-            "events/year=2026/month=03/day=07/hour=09/{}",
-            object_name(["evt_1", "evt_2", "evt_3"], TIME, Compression::Gzip)
-        );
+        // Pinned (the SDK's name rule, the same in every store): a change renames every object.
+        let name = "events/year=2026/month=03/day=07/hour=09/20260307T090500Z-0e2dbe45be0197e45038a53553fe9028.ndjson.gz";
         assert_eq!(plan.objects[0].name, name);
         let upload = request(&plan, 0);
         assert_eq!(upload.method(), "POST");
@@ -707,7 +415,7 @@ mod tests {
             upload.url(),
             format!(
                 "{ENDPOINT}/upload/storage/v1/b/acme-events/o?uploadType=media&name=events%2Fyear%3D2026%2Fmonth%3D03%2Fday%3D07%2Fhour%3D09%2F{}&ifGenerationMatch=0",
-                object_name(["evt_1", "evt_2", "evt_3"], TIME, Compression::Gzip)
+                object::name(["evt_1", "evt_2", "evt_3"], TIME, Compression::Gzip)
             )
         );
         assert_eq!(name_param(upload), name);
@@ -807,7 +515,7 @@ mod tests {
                 ),
             ]
         );
-        assert!(plan.objects[0].name.ends_with(&object_name(
+        assert!(plan.objects[0].name.ends_with(&object::name(
             ["evt_1", "evt_5"],
             TIME,
             Compression::Gzip
