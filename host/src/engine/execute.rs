@@ -21,10 +21,13 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
     let started_at = clock::now_ms();
     let clock = Instant::now();
     let answers = attempt(inner, &batch).await;
+    // Unknown unless the destination was read: then the health update must run to find out.
+    let mut was_failing = true;
     let duration_ms = clock.elapsed().as_millis() as i64;
     let mut by_event: HashMap<String, EventResult> = HashMap::new();
     match answers {
-        Ok(outcomes) => {
+        Ok(Sent { outcomes, failing }) => {
+            was_failing = failing;
             for outcome in outcomes {
                 let known = batch.iter().any(|d| d.event_id == outcome.event_id);
                 if !known {
@@ -68,17 +71,34 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
             completion(inner, delivery, &result, started_at, duration_ms, later)
         })
         .collect();
-    record_health(inner, &batch[0].destination_id, &completions, later.now).await;
+    record_health(
+        inner,
+        &batch[0].destination_id,
+        &completions,
+        was_failing,
+        later.now,
+    )
+    .await;
     completions
 }
 
 /// Keeps the destination's health: a batch that delivered anything clears it; a batch that
 /// delivered nothing counts towards disabling it once it has failed so for the configured window.
-async fn record_health(inner: &Inner, destination_id: &str, completions: &[Completion], now: i64) {
+/// A healthy destination that delivers (the common case) costs no write: `was_failing` comes
+/// from the row this batch already read.
+async fn record_health(
+    inner: &Inner,
+    destination_id: &str,
+    completions: &[Completion],
+    was_failing: bool,
+    now: i64,
+) {
     let delivered = completions
         .iter()
         .any(|c| c.attempt.outcome == Outcome::Succeeded.as_str());
-    let result = if delivered {
+    let result = if delivered && !was_failing {
+        Ok(())
+    } else if delivered {
         inner.store.destination_delivered(destination_id).await
     } else {
         let window = inner.settings.auto_disable_after;
@@ -111,11 +131,15 @@ async fn record_health(inner: &Inner, destination_id: &str, completions: &[Compl
     }
 }
 
+/// What a batch handed to its plugin got back.
+struct Sent {
+    outcomes: Vec<crate::sandbox::Outcome>,
+    /// Whether the destination was failing (every batch refused) when this one was claimed.
+    failing: bool,
+}
+
 /// The plugin's answers for the batch, or why it was not sent.
-async fn attempt(
-    inner: &Inner,
-    batch: &[ClaimedDelivery],
-) -> Result<Vec<crate::sandbox::Outcome>, NotSent> {
+async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Sent, NotSent> {
     let first = &batch[0];
     let scope = first.scope();
     let destination = match inner
@@ -229,7 +253,11 @@ async fn attempt(
             attributes: Vec::new(),
         })
         .collect();
-    Ok(inner.plugins.deliver(&plugin, key, spec, events).await?)
+    let failing = destination.failing_since.is_some();
+    Ok(Sent {
+        outcomes: inner.plugins.deliver(&plugin, key, spec, events).await?,
+        failing,
+    })
 }
 
 /// The temporary keys of an `aws_role` credential: cached, or assumed now with the role ARN

@@ -170,6 +170,19 @@ fn push_ranked_due(sql: &mut Sql, now: i64, share: &ClaimShare<'_>) {
         .bind(share.rows);
 }
 
+/// Claimed rows' ids under the claim token that holds them: an update may only move the rows
+/// of its own claim.
+fn by_claim(claimed: &[ClaimedDelivery]) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for delivery in claimed {
+        by_owner
+            .entry(&delivery.lease_owner)
+            .or_default()
+            .push(&delivery.id);
+    }
+    by_owner
+}
+
 const DELIVERY_COLUMNS: &str =
     "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
      d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at";
@@ -239,13 +252,7 @@ impl Store {
     /// Hands claimed deliveries back unattempted: claimable again at `until` (by any worker),
     /// their attempt counts untouched. Only rows still held by the claim's own token move.
     pub async fn release(&self, claimed: &[ClaimedDelivery], until: i64) -> sqlx::Result<()> {
-        let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for delivery in claimed {
-            by_owner
-                .entry(&delivery.lease_owner)
-                .or_default()
-                .push(&delivery.id);
-        }
+        let by_owner = by_claim(claimed);
         for (owner, ids) in by_owner {
             let mut update = Sql::new("UPDATE deliveries SET lease_until = ");
             update
@@ -263,13 +270,7 @@ impl Store {
     /// destination was disabled after they were claimed. Only rows still held by the claim's own
     /// token move.
     pub async fn unclaim(&self, claimed: &[ClaimedDelivery]) -> sqlx::Result<()> {
-        let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for delivery in claimed {
-            by_owner
-                .entry(&delivery.lease_owner)
-                .or_default()
-                .push(&delivery.id);
-        }
+        let by_owner = by_claim(claimed);
         for (owner, ids) in by_owner {
             let mut update = Sql::new(
                 "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ",

@@ -19,6 +19,8 @@ pub struct DestinationRow {
     /// Why Pushrail disabled it (every batch failing for the configured window); `None` while
     /// enabled or when the customer disabled it.
     pub disabled_reason: Option<String>,
+    /// Since when every batch has failed; `None` while it delivers.
+    pub failing_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -55,7 +57,7 @@ pub struct FanoutTarget {
     pub event_types: String,
 }
 
-const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, disabled_reason, created_at, updated_at";
+const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, disabled_reason, failing_since, created_at, updated_at";
 
 impl Store {
     pub async fn insert_destination(
