@@ -350,6 +350,36 @@ impl Service {
     }
 }
 
+/// The longest group or deduplication id SQS and SNS take.
+const MAX_FIFO_ID_CHARS: usize = 128;
+
+/// The `MessageGroupId` (rendered from `group_id`) and `MessageDeduplicationId` (the event id,
+/// so a retry is dropped by the service) of one event on an SQS or SNS FIFO queue or topic.
+/// Both must be 1 to 128 letters, digits or punctuation, as `service` (`SQS`, `SNS`) requires; an
+/// id that is not fails the event alone.
+pub fn fifo_ids(
+    service: &str,
+    group_id: &crate::template::Template,
+    event: &crate::Event,
+    payload: &Value,
+) -> Result<(String, String), Failure> {
+    let group = group_id
+        .render_with_payload(event, payload)
+        .map_err(|e| Failure::permanent(format!("message_group_id: {e}")))?;
+    check_fifo_id(service, "MessageGroupId", &group)?;
+    check_fifo_id(service, "MessageDeduplicationId (the event id)", &event.id)?;
+    Ok((group, event.id.clone()))
+}
+
+fn check_fifo_id(service: &str, what: &str, id: &str) -> Result<(), Failure> {
+    if id.is_empty() || id.len() > MAX_FIFO_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Failure::permanent(format!(
+            "{what} {id:?} is not 1 to {MAX_FIFO_ID_CHARS} letters, digits or punctuation, which {service} requires"
+        )));
+    }
+    Ok(())
+}
+
 /// What an AWS error answer says: the error code and message, read from whichever place the
 /// service's protocol puts them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -677,6 +707,38 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn fifo_ids_render_the_group_and_take_the_event_id_within_the_services_rules() {
+        let event = crate::Event {
+            id: "evt_1".into(),
+            event_type: "order.created".into(),
+            occurred_at: 0,
+            payload: Vec::new(),
+            attributes: Vec::new(),
+        };
+        let template: crate::template::Template = "order-{{payload.order}}".parse().unwrap();
+        let ids = fifo_ids("SQS", &template, &event, &json!({ "order": 7 })).unwrap();
+        assert_eq!(ids, ("order-7".to_owned(), "evt_1".to_owned()));
+        let long = json!({ "order": "x".repeat(200) });
+        let refused = fifo_ids("SNS", &template, &event, &long).unwrap_err();
+        assert_eq!(refused.kind, crate::FailureKind::Permanent);
+        assert!(
+            refused.message.contains("MessageGroupId"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            refused.message.contains("which SNS requires"),
+            "{}",
+            refused.message
+        );
+        let spaced = json!({ "order": "a b" });
+        assert!(
+            fifo_ids("SQS", &template, &event, &spaced).is_err(),
+            "no spaces"
+        );
+    }
 
     /// The AWS documentation's example key.
     fn example() -> Credentials {

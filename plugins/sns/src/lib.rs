@@ -20,8 +20,6 @@ const MAX_ENTRIES: usize = 10;
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The group of a FIFO topic's messages when `message_group_id` is not set.
 const DEFAULT_MESSAGE_GROUP_ID: &str = "{{event.type}}";
-/// SNS's limit on `MessageGroupId` and `MessageDeduplicationId`.
-const MAX_ID_CHARS: usize = 128;
 /// SNS's limit on a topic name, `.fifo` included.
 const MAX_TOPIC_NAME_CHARS: usize = 256;
 /// The version of the SNS query API, sent with every action.
@@ -229,13 +227,8 @@ impl Sns {
         let payload: Value = serde_json::from_slice(&event.payload)
             .map_err(|_| Failure::permanent("the event payload is not JSON"))?;
         let (group_id, deduplication_id) = if self.fifo {
-            let group_id = self
-                .group_id
-                .render_with_payload(event, &payload)
-                .map_err(|e| Failure::permanent(format!("message_group_id: {e}")))?;
-            check_id("MessageGroupId", &group_id)?;
-            check_id("MessageDeduplicationId (the event id)", &event.id)?;
-            (Some(group_id), Some(event.id.clone()))
+            let (group, deduplication) = aws::fifo_ids("SNS", &self.group_id, event, &payload)?;
+            (Some(group), Some(deduplication))
         } else {
             (None, None)
         };
@@ -295,17 +288,6 @@ fn message_text(record: &Value) -> Result<String, Failure> {
     } else {
         text
     })
-}
-
-/// SNS's rule for group and deduplication ids: 1 to 128 characters, letters, digits and
-/// punctuation.
-fn check_id(what: &str, id: &str) -> Result<(), Failure> {
-    if id.is_empty() || id.len() > MAX_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Failure::permanent(format!(
-            "{what} {id:?} is not 1 to {MAX_ID_CHARS} letters, digits or punctuation, which SNS requires"
-        )));
-    }
-    Ok(())
 }
 
 /// `<PublishBatchResponse><PublishBatchResult>…</PublishBatchResult><ResponseMetadata>…`.

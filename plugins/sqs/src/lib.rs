@@ -20,8 +20,6 @@ const MAX_ENTRIES: usize = 10;
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The group of a FIFO queue's messages when `message_group_id` is not set.
 const DEFAULT_MESSAGE_GROUP_ID: &str = "{{event.type}}";
-/// SQS's limit on `MessageGroupId` and `MessageDeduplicationId`.
-const MAX_ID_CHARS: usize = 128;
 
 const ATTRIBUTE_EVENT_ID: &str = "pushrail-event-id";
 const ATTRIBUTE_EVENT_TYPE: &str = "pushrail-event-type";
@@ -187,13 +185,8 @@ impl Sqs {
         let payload: Value = serde_json::from_slice(&event.payload)
             .map_err(|_| Failure::permanent("the event payload is not JSON"))?;
         let (group_id, deduplication_id) = if self.fifo {
-            let group_id = self
-                .group_id
-                .render_with_payload(event, &payload)
-                .map_err(|e| Failure::permanent(format!("message_group_id: {e}")))?;
-            check_id("MessageGroupId", &group_id)?;
-            check_id("MessageDeduplicationId (the event id)", &event.id)?;
-            (Some(group_id), Some(event.id.clone()))
+            let (group, deduplication) = aws::fifo_ids("SQS", &self.group_id, event, &payload)?;
+            (Some(group), Some(deduplication))
         } else {
             (None, None)
         };
@@ -248,17 +241,6 @@ fn message_body(record: &Value) -> Result<String, Failure> {
     } else {
         body
     })
-}
-
-/// SQS's rule for group and deduplication ids: 1 to 128 characters, letters, digits and
-/// punctuation.
-fn check_id(what: &str, id: &str) -> Result<(), Failure> {
-    if id.is_empty() || id.len() > MAX_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Failure::permanent(format!(
-            "{what} {id:?} is not 1 to {MAX_ID_CHARS} letters, digits or punctuation, which SQS requires"
-        )));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
