@@ -655,3 +655,69 @@ async fn the_first_entry_of_the_schedule_delays_the_first_attempt() {
     )
     .await;
 }
+
+/// The eighteen types of DESTINATIONS.md, each with its credential kinds, as a customer's
+/// dashboard lists them.
+#[tokio::test]
+async fn the_embed_lists_all_eighteen_destination_types() {
+    let host = Host::start(&[]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust_42").await;
+    let (status, types) = customer
+        .call("GET", "/embed/v1/destination-types", None)
+        .await;
+    assert_eq!(status, 200, "{types}");
+    let kinds: BTreeMap<String, BTreeSet<String>> = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let kinds = t["credential_kinds"]
+                .as_array()
+                .map(|ks| {
+                    ks.iter()
+                        .map(|k| k["kind"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (t["type"].as_str().unwrap().to_owned(), kinds)
+        })
+        .collect();
+    let expected = [
+        ("webhook", &["webhook_secret"][..]),
+        ("s3", &["aws_access_key", "aws_role"]),
+        ("bigquery", &["gcp_service_account"]),
+        ("kafka", &["sasl_plain", "sasl_scram"]),
+        ("sqs", &["aws_access_key", "aws_role"]),
+        ("sns", &["aws_access_key", "aws_role"]),
+        ("kinesis", &["aws_access_key", "aws_role"]),
+        ("eventbridge", &["aws_access_key", "aws_role"]),
+        ("firehose", &["aws_access_key", "aws_role"]),
+        ("gcp_pubsub", &["gcp_service_account"]),
+        ("gcs", &["gcp_service_account"]),
+        ("azure_blob", &["azure_shared_key", "azure_sas_token"]),
+        ("azure_service_bus", &["azure_sas_key"]),
+        ("rabbitmq", &["basic"]),
+        ("redis_streams", &["basic", "secret"]),
+        ("nats", &["nats_token", "basic"]),
+        ("mqtt", &["basic"]),
+        ("postgres", &["postgres_dsn"]),
+    ];
+    assert_eq!(
+        kinds.keys().collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|(t, _)| t.to_string())
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .collect::<Vec<_>>(),
+        "{types}"
+    );
+    for (type_id, expected_kinds) in expected {
+        let want: BTreeSet<String> = expected_kinds.iter().map(|k| k.to_string()).collect();
+        assert!(
+            want.is_subset(&kinds[type_id]),
+            "{type_id} takes {want:?}: {types}"
+        );
+    }
+}

@@ -1,3 +1,6 @@
+//! What the Azure destination types share. Service Bus's shared access signatures (credential
+//! kind `azure_sas_key`) are in [`service_bus`]; the rest of this module is Azure Storage's.
+//!
 //! What the Azure Storage destination types share: credentials of kind `azure_shared_key` (the
 //! request signed with the account key, Azure's SharedKey scheme) and `azure_sas_token` (a shared
 //! access signature appended to every URL), the blob service endpoint and account name, and the
@@ -34,6 +37,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::{http, Credential, Failure, FieldError};
+
+pub mod service_bus;
+pub use service_bus::ServiceBusSas;
 
 /// The credential kind that carries a storage account's name and key.
 pub const SHARED_KEY_KIND: &str = "azure_shared_key";
@@ -482,19 +488,27 @@ pub fn credential_schema() -> Value {
                 "title": "Shared key",
                 "type": "object",
                 "required": ["account_name", "account_key"],
+                "description": "Azure portal → your storage account → Security + networking → Access keys: the storage account name and the Key of key1 (or key2).",
                 "properties": {
-                    "account_name": { "type": "string", "title": "Storage account name", "minLength": 1 },
-                    "account_key": { "type": "string", "title": "Account key (base64)", "minLength": 1 }
+                    "account_name": {
+                        "type": "string", "title": "Storage account name", "minLength": 1,
+                        "description": "The name at the top of the Access keys page, e.g. acmeevents (not a URL)."
+                    },
+                    "account_key": {
+                        "type": "string", "title": "Account key (base64)", "minLength": 1,
+                        "description": "key1's (or key2's) Key: Show, then copy. Not the connection string."
+                    }
                 }
             },
             {
                 "title": "SAS token",
                 "type": "object",
                 "required": ["sas_token"],
+                "description": "Azure portal → your storage account → Security + networking → Shared access signature: allow the Blob service, the Container and Object resource types and the Create and Write permissions, choose an expiry, then Generate SAS and connection string.",
                 "properties": {
                     "sas_token": {
                         "type": "string", "title": "SAS token", "minLength": 1, "maxLength": 16384,
-                        "description": "A shared access signature, e.g. sv=2024-11-04&ss=b&srt=co&sp=cw&se=...&sig=..."
+                        "description": "The SAS token shown after Generate SAS and connection string (with or without its leading ?), e.g. sv=2024-11-04&ss=b&srt=co&sp=cw&se=...&sig=..."
                     }
                 }
             }

@@ -79,13 +79,29 @@ impl Plan {
         self,
         read_answer: impl Fn(&http::Response, usize) -> Vec<DeliveryResult>,
     ) -> Vec<DeliveryResult> {
+        self.send_with(
+            |requests| {
+                let in_flight = requests.len();
+                http::send_all(requests, in_flight)
+            },
+            read_answer,
+        )
+    }
+
+    /// Sends the requests with `send` (answers in order, one per request) and finishes with the
+    /// answers: for requests that need more than [`http::send_all`] on the way, such as a bearer
+    /// token that is fetched and, after a 401, fetched again.
+    pub fn send_with<E: Into<Failure>>(
+        self,
+        send: impl FnOnce(Vec<Result<http::Request, http::Error>>) -> Vec<Result<http::Response, E>>,
+        read_answer: impl Fn(&http::Response, usize) -> Vec<DeliveryResult>,
+    ) -> Vec<DeliveryResult> {
         let (events, requests): (Vec<_>, Vec<_>) = self
             .requests
             .into_iter()
             .map(|p| (p.events, p.request))
             .unzip();
-        let in_flight = requests.len();
-        let answers = http::send_all(requests, in_flight);
+        let answers = send(requests);
         fill(self.results, events, answers, read_answer)
     }
 
@@ -102,17 +118,20 @@ impl Plan {
     }
 }
 
-fn fill(
+fn fill<E: Into<Failure>>(
     mut results: Vec<Option<DeliveryResult>>,
     requests: Vec<Vec<usize>>,
-    answers: Vec<Result<http::Response, http::Error>>,
+    answers: Vec<Result<http::Response, E>>,
     read_answer: impl Fn(&http::Response, usize) -> Vec<DeliveryResult>,
 ) -> Vec<DeliveryResult> {
     let mut answers = answers.into_iter();
     for events in requests {
         let outcomes = match answers.next() {
             Some(Ok(response)) => read_answer(&response, events.len()),
-            Some(Err(error)) => vec![Err(error.into()); events.len()],
+            Some(Err(error)) => {
+                let failure: Failure = error.into();
+                vec![Err(failure); events.len()]
+            }
             None => vec![Err(Failure::retryable("the request was not sent")); events.len()],
         };
         for (position, outcome) in events.into_iter().zip(outcomes) {
@@ -123,6 +142,20 @@ fn fill(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Failure::retryable("the event was not sent"))))
         .collect()
+}
+
+/// A JSON request body that holds `items` (each already JSON text) as one array:
+/// `{open}item,item,...{close}`, e.g. `{"messages":[` ... `]}`.
+pub fn json_array<'a>(open: &str, items: impl IntoIterator<Item = &'a str>, close: &str) -> String {
+    let mut body = String::from(open);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push_str(close);
+    body
 }
 
 /// Cuts `sizes` (in order) into requests of at most `max_items` items and `max_bytes` bytes; an
@@ -177,6 +210,15 @@ mod tests {
     fn an_oversized_item_goes_alone() {
         assert_eq!(split(&[10, 150, 10], 10, 100), [(0, 1), (1, 2), (2, 3)]);
         assert_eq!(split(&[150], 10, 100), [(0, 1)]);
+    }
+
+    #[test]
+    fn json_array_joins_items() {
+        assert_eq!(json_array("[", [], "]"), "[]");
+        assert_eq!(
+            json_array(r#"{"rows":["#, [r#"{"a":1}"#, "2"], "]}"),
+            r#"{"rows":[{"a":1},2]}"#
+        );
     }
 
     #[test]

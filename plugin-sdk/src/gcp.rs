@@ -413,6 +413,22 @@ impl Auth {
         })
     }
 
+    /// Sends a batch's requests (see [`crate::batch::Plan`]) at once with the bearer token, as
+    /// [`Auth::send_all`] does, and answers each event with `read_answer`.
+    pub fn send_plan(
+        &mut self,
+        plan: crate::batch::Plan,
+        read_answer: impl Fn(&http::Response, usize) -> Vec<crate::DeliveryResult>,
+    ) -> Vec<crate::DeliveryResult> {
+        plan.send_with(
+            |requests| {
+                let in_flight = requests.len();
+                self.send_all(requests, in_flight)
+            },
+            read_answer,
+        )
+    }
+
     fn token_via(&mut self, now: u64, send: &mut Transport<'_>) -> Result<String, Failure> {
         if let Some(token) = self.token.as_ref().filter(|t| t.is_fresh(now)) {
             return Ok(token.value.clone());
@@ -522,16 +538,20 @@ pub fn credential_schema() -> Value {
     json!({
         "type": "object",
         "required": ["client_email", "private_key"],
-        "description": "The service account's JSON key file as downloaded (IAM → Service accounts → Keys → Add key → JSON).",
+        "description": "The fields of the service account's JSON key file. Google Cloud console → IAM & Admin → Service accounts → the account → Keys → Add key → Create new key → JSON downloads it. The role the account needs is in the destination type's description.",
         "properties": {
             "type": { "type": "string", "const": "service_account" },
             "project_id": text("Project"),
             "private_key_id": text("Private key id"),
             "private_key": {
                 "type": "string", "minLength": 1, "maxLength": 16384,
-                "title": "Private key (PEM)", "x-multiline": true
+                "title": "Private key (PEM)", "x-multiline": true,
+                "description": "The key file's private_key, from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY----- (its \\n may stay as they are)."
             },
-            "client_email": text("Client email"),
+            "client_email": {
+                "type": "string", "minLength": 1, "maxLength": 16384, "title": "Client email",
+                "description": "The key file's client_email, e.g. pushrail@acme-prod.iam.gserviceaccount.com."
+            },
             "client_id": { "type": "string" },
             "auth_uri": { "type": "string" },
             "token_uri": { "type": "string", "description": format!("Default: {DEFAULT_TOKEN_URI}.") },
@@ -582,6 +602,38 @@ fn parse_base_url(text: &str) -> Result<url::Url, String> {
         return Err("must not carry a user name or password".to_owned());
     }
     Ok(url)
+}
+
+/// Checks a project id: 6 to 30 lower-case letters, digits and hyphens, starting with a letter
+/// and not ending with a hyphen, or a legacy domain-scoped one (`example.com:project`).
+pub fn check_project_id(project: &str) -> Result<(), String> {
+    let id = match project.rsplit_once(':') {
+        Some((domain, id)) if !domain.is_empty() => id,
+        Some(_) => "",
+        None => project,
+    };
+    let good = (6..=30).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if good {
+        Ok(())
+    } else {
+        Err("must be a project id: 6 to 30 lower-case letters, digits and hyphens, starting with a letter (e.g. acme-prod)".to_owned())
+    }
+}
+
+/// A name as one segment of an API path: the unreserved characters as they are, everything else
+/// (`/` included) percent-encoded.
+pub fn path_segment(name: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
 }
 
 /// What a Google API error answer says: `{"error": {"code", "message", "errors": [{"reason",
@@ -711,6 +763,26 @@ impl ErrorAnswer {
 /// The failure for a Google API answer that is not a success (see [`ErrorAnswer`]).
 pub fn failure(response: &http::Response) -> Failure {
     ErrorAnswer::read(response).into_failure(response.excerpt())
+}
+
+/// A Google API's answer to `action` (`insertAll acme:events.t`, `publish projects/p/topics/t`):
+/// the success body as `T`, or the failure: Google's error (see [`failure`]) with `; {action}`
+/// after it, or, for a success body that is not `T` (`expected` names it), a retryable one.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    response: &http::Response,
+    action: &str,
+    expected: &str,
+) -> Result<T, Failure> {
+    if !response.is_success() {
+        let mut failure = failure(response);
+        failure.message.push_str(&format!("; {action}"));
+        return Err(failure);
+    }
+    serde_json::from_slice(&response.body).map_err(|_| {
+        Failure::retryable(format!("the answer to {action} is not {expected}"))
+            .with_status(response.status)
+            .with_excerpt(response.excerpt())
+    })
 }
 
 /// The reason Google's JSON APIs give a status (Cloud Storage's "HTTP status and error codes").
@@ -1232,6 +1304,48 @@ mod tests {
 
     fn failure_of(status: u16, headers: &[(&str, &str)], body: &str) -> Failure {
         failure(&response(status, headers, body))
+    }
+
+    #[test]
+    fn reads_a_json_answer_or_says_what_failed() {
+        #[derive(Deserialize, Debug)]
+        struct Ids {
+            #[serde(rename = "messageIds")]
+            ids: Vec<String>,
+        }
+        let ok: Ids = read_json(
+            &response(200, &[], r#"{"messageIds":["1"]}"#),
+            "publish t",
+            "a publish result",
+        )
+        .unwrap();
+        assert_eq!(ok.ids, ["1"]);
+        let garbled = read_json::<Ids>(
+            &response(200, &[], "<html>"),
+            "publish t",
+            "a publish result",
+        )
+        .unwrap_err();
+        assert_eq!(garbled.kind, crate::FailureKind::Retryable);
+        assert_eq!(
+            garbled.message,
+            "the answer to publish t is not a publish result"
+        );
+        let missing = read_json::<Ids>(
+            &response(
+                404,
+                &[],
+                r#"{"error":{"code":404,"message":"Topic not found","status":"NOT_FOUND"}}"#,
+            ),
+            "publish t",
+            "a publish result",
+        )
+        .unwrap_err();
+        assert_eq!(missing.kind, crate::FailureKind::Permanent);
+        assert_eq!(
+            missing.message,
+            "NOT_FOUND: Topic not found (HTTP 404); publish t"
+        );
     }
 
     #[test]

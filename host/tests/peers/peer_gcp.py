@@ -8,8 +8,10 @@ token endpoint that Google's OAuth 2.0 JWT-bearer flow needs, which no emulator 
         {"type": "service_account", "project_id", "private_key_id", "private_key" (PEM,
         PKCS#8), "client_email", "token_uri": TOKEN_URI, ...}
 
-    peer_gcp.py serve PORT EMULATOR_PORT PUBLIC_KEY_FILE CLIENT_EMAIL PRIVATE_KEY_ID SCOPE
-        serves on 127.0.0.1:PORT:
+    peer_gcp.py serve PORT UPSTREAM PUBLIC_KEY_FILE CLIENT_EMAIL PRIVATE_KEY_ID SCOPE
+        UPSTREAM is the port of an emulator (gcp-storage-emulator, the Pub/Sub emulator), or
+        `bigquery`: no BigQuery emulator exists, so this script then serves a fake of
+        `tabledata.insertAll` itself (below). Serves on 127.0.0.1:PORT:
         - POST /token: Google's token endpoint for one service account. It checks what Google
           checks: the form's grant_type is urn:ietf:params:oauth:grant-type:jwt-bearer, the
           assertion is a JWT whose RS256 signature verifies with PUBLIC_KEY_FILE (and whose kid is
@@ -18,17 +20,40 @@ token endpoint that Google's OAuth 2.0 JWT-bearer flow needs, which no emulator 
           "expires_in", "token_type": "Bearer"}, or Google's refusals: 400 {"error":
           "invalid_grant", "error_description": "Invalid JWT Signature."} (and the other
           invalid_grant / invalid_scope / unsupported_grant_type answers).
-        - every other path: Cloud Storage's JSON API, passed on to the emulator on EMULATOR_PORT
-          once the request carries a token issued here and not revoked (else 401 authError, as
-          Google answers), and with the precondition `ifGenerationMatch=0` of an upload enforced
+        - every other path: the API, passed on to the emulator on UPSTREAM once the request
+          carries a token issued here and not revoked (else 401 authError, as Google answers),
+          and for Cloud Storage with the precondition `ifGenerationMatch=0` of an upload enforced
           (412 conditionNotMet when the object exists), which the emulator ignores.
+        - with UPSTREAM `bigquery`, POST /bigquery/v2/projects/P/datasets/D/tables/T/insertAll
+          (behind the same token check) is answered here, checking what BigQuery checks: a JSON
+          body with a non-empty `rows` list of {"insertId", "json"}; the table exists (else 404
+          notFound "Not found: Table P:D.T"); each row against the table's schema (an unknown
+          field unless ignoreUnknownValues, a missing REQUIRED field, STRING (with its
+          maxLength), TIMESTAMP (RFC 3339) and JSON (a string holding JSON, or an object)
+          values), refused rows in `insertErrors` with reason `invalid`, and, unless
+          skipInvalidRows, every other row `stopped` and nothing inserted. A row whose insertId
+          the table has seen is not stored again (BigQuery's best-effort de-duplication).
         - POST /control/revoke: revokes every token issued so far (the API then answers 401);
-          POST /control/lose?n=N: the next N uploads are stored, then answered 503 backendError
-          (an answer lost after the write); GET /control/stats: {"tokens_issued", "refused":
-          [{"error", "error_description"}], "api": [{"method", "path", "status", "token"}]}.
+          POST /control/lose?n=N: the next N writes (uploads, publishes, insertAlls) are stored,
+          then answered 503 backendError (an answer lost after the write); POST
+          /control/fail?n=N: the next N writes are answered 503 (UNAVAILABLE) without being
+          passed on; GET /control/stats: {"tokens_issued", "refused": [{"error",
+          "error_description"}], "api": [{"method", "path", "status", "token"}]}.
+        - BigQuery fake only: POST /control/tables {"project", "dataset", "table", "schema":
+          [{"name", "type", "mode", "maxLength"}]} creates a table; GET
+          /control/rows?table=P:D.T answers {"rows": [{"insertId", "json"}]} in insertion order.
 
     peer_gcp.py create-bucket EMULATOR_PORT NAME
         creates bucket NAME in the emulator; prints {"bucket": NAME}
+
+    peer_gcp.py pubsub-setup EMULATOR_PORT PROJECT TOPIC SUBSCRIPTION
+        creates the topic and a pull subscription to it (message ordering on) in the Pub/Sub
+        emulator; prints {"topic", "subscription"}
+
+    peer_gcp.py pubsub-pull EMULATOR_PORT PROJECT SUBSCRIPTION N
+        pulls (and acknowledges) until N messages arrived or 30 s passed, then once more after a
+        second to catch any extra; prints [{"message_id", "record" (data, parsed JSON),
+        "attributes", "ordering_key"}] in the order pulled
 
     peer_gcp.py read-objects EMULATOR_PORT BUCKET PREFIX
         every object under PREFIX, downloaded (alt=media), gunzipped when its name ends in .gz
@@ -36,6 +61,7 @@ token endpoint that Google's OAuth 2.0 JWT-bearer flow needs, which no emulator 
         "content_type", "size"}] in name order
 """
 import base64
+import datetime
 import gzip
 import http.server
 import json
@@ -114,12 +140,107 @@ def google_error(code, reason, message):
     }
 
 
-def serve(port, emulator_port, public_key_file, client_email, key_id, scope):
+def bigquery_error(code, reason, message, status):
+    error = google_error(code, reason, message)
+    error["error"]["status"] = status
+    return error
+
+
+def check_value(field, value):
+    """Why BigQuery refuses `value` for schema `field`, or None."""
+    name, kind = field["name"], field["type"].upper()
+    if value is None:
+        return f"Missing required field: {name}." if field.get("mode") == "REQUIRED" else None
+    if kind == "STRING":
+        if not isinstance(value, str):
+            return f"Cannot convert value to string. Field: {name}; Value: {json.dumps(value)[:40]}"
+        limit = field.get("maxLength")
+        if limit is not None and len(value) > int(limit):
+            return f"Field {name}: STRING({limit}) has a value of length {len(value)}, over its maximum length {limit}."
+    elif kind == "TIMESTAMP":
+        try:
+            datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return f"Could not parse '{value}' as a timestamp. Required format is YYYY-MM-DD HH:MM[:SS[.SSSSSS]] or YYYY/MM/DD HH:MM[:SS[.SSSSSS]]"
+    elif kind == "JSON":
+        if isinstance(value, str):
+            try:
+                json.loads(value)
+            except ValueError:
+                return f"Invalid JSON in field {name}"
+        elif not isinstance(value, (dict, list)):
+            return f"Invalid JSON in field {name}"
+    return None
+
+
+def insert_all(tables, path, body, content_type):
+    """BigQuery's tabledata.insertAll against the in-memory tables: (status, answer)."""
+    parts = [urllib.parse.unquote(p) for p in path.split("/")]
+    # ['', 'bigquery', 'v2', 'projects', P, 'datasets', D, 'tables', T, 'insertAll']
+    if len(parts) != 10 or parts[1:4] != ["bigquery", "v2", "projects"] or parts[5] != "datasets" or parts[7] != "tables" or parts[9] != "insertAll":
+        return 404, bigquery_error(404, "notFound", "Not found: URL " + path, "NOT_FOUND")
+    table_name = f"{parts[4]}:{parts[6]}.{parts[8]}"
+    if not (content_type or "").startswith("application/json"):
+        return 400, bigquery_error(400, "invalid", "Invalid Content-Type: " + str(content_type), "INVALID_ARGUMENT")
+    try:
+        request = json.loads(body)
+        assert isinstance(request, dict)
+    except (ValueError, AssertionError):
+        return 400, bigquery_error(400, "parseError", "Invalid JSON payload received.", "INVALID_ARGUMENT")
+    table = tables.get(table_name)
+    if table is None:
+        return 404, bigquery_error(404, "notFound", f"Not found: Table {table_name}", "NOT_FOUND")
+    rows = request.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return 400, bigquery_error(400, "invalid", "No rows present in the request.", "INVALID_ARGUMENT")
+    fields = {f["name"]: f for f in table["schema"]}
+    errors = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("json"), dict):
+            return 400, bigquery_error(400, "invalid", f"Invalid row {index}: no json object.", "INVALID_ARGUMENT")
+        if "insertId" in row and not isinstance(row["insertId"], str):
+            return 400, bigquery_error(400, "invalid", f"Invalid row {index}: insertId must be a string.", "INVALID_ARGUMENT")
+        problems = []
+        for name in row["json"]:
+            if name not in fields and not request.get("ignoreUnknownValues"):
+                problems.append({"reason": "invalid", "location": name, "debugInfo": "", "message": f"no such field: {name}."})
+        for name, field in fields.items():
+            message = check_value(field, row["json"].get(name))
+            if message:
+                problems.append({"reason": "invalid", "location": name, "debugInfo": "", "message": message})
+        if problems:
+            errors[index] = problems
+    if errors and not request.get("skipInvalidRows"):
+        answer = [
+            {"index": i, "errors": errors.get(i) or [{"reason": "stopped", "location": "", "debugInfo": "", "message": ""}]}
+            for i in range(len(rows))
+        ]
+        return 200, {"kind": "bigquery#tableDataInsertAllResponse", "insertErrors": answer}
+    for index, row in enumerate(rows):
+        if index in errors:
+            continue
+        insert_id = row.get("insertId")
+        if insert_id is not None and insert_id in table["insert_ids"]:
+            continue
+        if insert_id is not None:
+            table["insert_ids"].add(insert_id)
+        table["rows"].append({"insertId": insert_id, "json": row["json"]})
+    answer = {"kind": "bigquery#tableDataInsertAllResponse"}
+    if errors:
+        answer["insertErrors"] = [{"index": i, "errors": e} for i, e in sorted(errors.items())]
+    return 200, answer
+
+
+def is_write(method, path):
+    return method == "POST" and (path.startswith("/upload/") or path.endswith(":publish") or path.endswith("/insertAll"))
+
+
+def serve(port, upstream, public_key_file, client_email, key_id, scope):
     with open(public_key_file, "rb") as f:
         public_key = serialization.load_pem_public_key(f.read())
     token_url = f"http://127.0.0.1:{port}/token"
     lock = threading.Lock()
-    state = {"tokens": set(), "issued": 0, "refused": [], "api": [], "lose": 0}
+    state = {"tokens": set(), "issued": 0, "refused": [], "api": [], "lose": 0, "fail": 0, "tables": {}}
 
     def check_assertion(form):
         if form.get("grant_type") != JWT_BEARER:
@@ -189,6 +310,13 @@ def serve(port, emulator_port, public_key_file, client_email, key_id, scope):
                         200,
                         {"tokens_issued": state["issued"], "refused": state["refused"], "api": state["api"]},
                     )
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/control/rows":
+                name = urllib.parse.parse_qs(url.query)["table"][0]
+                with lock:
+                    table = state["tables"].get(name)
+                    rows = list(table["rows"]) if table else None
+                return self.answer(200 if table else 404, {"rows": rows})
             self.api("GET", b"")
 
         def do_POST(self):
@@ -200,10 +328,16 @@ def serve(port, emulator_port, public_key_file, client_email, key_id, scope):
                 with lock:
                     state["tokens"].clear()
                 return self.answer(200, {})
-            if url.path == "/control/lose":
+            if url.path in ("/control/lose", "/control/fail"):
                 with lock:
-                    state["lose"] = int(urllib.parse.parse_qs(url.query)["n"][0])
+                    state[url.path.rsplit("/", 1)[1]] = int(urllib.parse.parse_qs(url.query)["n"][0])
                 return self.answer(200, {})
+            if url.path == "/control/tables":
+                table = json.loads(body)
+                name = f"{table['project']}:{table['dataset']}.{table['table']}"
+                with lock:
+                    state["tables"][name] = {"schema": table["schema"], "rows": [], "insert_ids": set()}
+                return self.answer(200, {"table": name})
             self.api("POST", body)
 
         def token(self, body):
@@ -243,7 +377,7 @@ def serve(port, emulator_port, public_key_file, client_email, key_id, scope):
                 name = query["name"][0]
                 try:
                     urllib.request.urlopen(
-                        f"{emulator(emulator_port)}/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}"
+                        f"{emulator(upstream)}/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}"
                     )
                     exists = True
                 except urllib.error.HTTPError:
@@ -256,19 +390,34 @@ def serve(port, emulator_port, public_key_file, client_email, key_id, scope):
                         412,
                         google_error(412, "conditionNotMet", "At least one of the pre-conditions you specified did not hold."),
                     )
-            request = urllib.request.Request(
-                emulator(emulator_port) + self.path,
-                data=body if method == "POST" else None,
-                method=method,
-                headers={"Content-Type": self.headers.get("Content-Type", "application/octet-stream")},
-            )
-            try:
-                with urllib.request.urlopen(request) as response:
-                    status, data, content_type = response.status, response.read(), response.headers.get("Content-Type")
-            except urllib.error.HTTPError as error:
-                status, data, content_type = error.code, error.read(), error.headers.get("Content-Type")
+            write = is_write(method, url.path)
             with lock:
-                lose = method == "POST" and url.path.startswith("/upload/") and status == 200 and state["lose"] > 0
+                fail = write and state["fail"] > 0
+                if fail:
+                    state["fail"] -= 1
+            if fail:
+                record["status"] = 503
+                with lock:
+                    state["api"].append(record)
+                return self.answer(503, bigquery_error(503, "backendError", "The service is currently unavailable.", "UNAVAILABLE"))
+            if upstream == "bigquery":
+                with lock:
+                    status, answer = insert_all(state["tables"], url.path, body, self.headers.get("Content-Type"))
+                data, content_type = json.dumps(answer).encode(), "application/json; charset=UTF-8"
+            else:
+                request = urllib.request.Request(
+                    emulator(upstream) + self.path,
+                    data=body if method == "POST" else None,
+                    method=method,
+                    headers={"Content-Type": self.headers.get("Content-Type", "application/octet-stream")},
+                )
+                try:
+                    with urllib.request.urlopen(request) as response:
+                        status, data, content_type = response.status, response.read(), response.headers.get("Content-Type")
+                except urllib.error.HTTPError as error:
+                    status, data, content_type = error.code, error.read(), error.headers.get("Content-Type")
+            with lock:
+                lose = write and status == 200 and state["lose"] > 0
                 if lose:
                     state["lose"] -= 1
             if lose:
@@ -299,6 +448,67 @@ def create_bucket(port, name):
     )
     urllib.request.urlopen(request).read()
     print(json.dumps({"bucket": name}))
+
+
+def pubsub_call(port, method, path, body=None):
+    request = urllib.request.Request(
+        f"{emulator(port)}/v1/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def pubsub_setup(port, project, topic, subscription):
+    pubsub_call(port, "PUT", f"projects/{project}/topics/{topic}", {})
+    pubsub_call(
+        port,
+        "PUT",
+        f"projects/{project}/subscriptions/{subscription}",
+        {"topic": f"projects/{project}/topics/{topic}", "ackDeadlineSeconds": 60, "enableMessageOrdering": True},
+    )
+    print(json.dumps({"topic": topic, "subscription": subscription}))
+
+
+def pubsub_pull(port, project, subscription, n):
+    messages = []
+
+    def pull():
+        answer = pubsub_call(
+            port,
+            "POST",
+            f"projects/{project}/subscriptions/{subscription}:pull",
+            {"maxMessages": 1000, "returnImmediately": True},
+        )
+        received = answer.get("receivedMessages", [])
+        for item in received:
+            message = item["message"]
+            messages.append(
+                {
+                    "message_id": message["messageId"],
+                    "record": json.loads(base64.b64decode(message.get("data", ""))),
+                    "attributes": message.get("attributes", {}),
+                    "ordering_key": message.get("orderingKey"),
+                }
+            )
+        if received:
+            pubsub_call(
+                port,
+                "POST",
+                f"projects/{project}/subscriptions/{subscription}:acknowledge",
+                {"ackIds": [item["ackId"] for item in received]},
+            )
+
+    deadline = time.time() + 30
+    while len(messages) < n and time.time() < deadline:
+        pull()
+        if len(messages) < n:
+            time.sleep(0.2)
+    time.sleep(1)
+    pull()
+    print(json.dumps(messages))
 
 
 def read_objects(port, bucket, prefix):
@@ -333,8 +543,12 @@ command = sys.argv[1]
 if command == "new-key":
     new_key(*sys.argv[2:5])
 elif command == "serve":
-    port, emulator_port, public_key_file, client_email, key_id, scope = sys.argv[2:8]
-    serve(int(port), int(emulator_port), public_key_file, client_email, key_id, scope)
+    port, upstream, public_key_file, client_email, key_id, scope = sys.argv[2:8]
+    serve(int(port), upstream if upstream == "bigquery" else int(upstream), public_key_file, client_email, key_id, scope)
+elif command == "pubsub-setup":
+    pubsub_setup(*sys.argv[2:6])
+elif command == "pubsub-pull":
+    pubsub_pull(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
 elif command == "create-bucket":
     create_bucket(sys.argv[2], sys.argv[3])
 elif command == "read-objects":

@@ -6,7 +6,6 @@
 //! Objects are listed, downloaded, gunzipped and parsed over the emulator's JSON API.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,7 +14,8 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::common::{eventually, workspace};
+use crate::common::eventually;
+use crate::google::{assert_no_key_material, invalid_signature, python_bin, Gate};
 use crate::support::{
     assert_batched, assert_same_events, fast_retries, free_port, outcomes, python, sample_events,
     unique, Peer, Setup,
@@ -23,20 +23,11 @@ use crate::support::{
 
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
 
-fn python_bin() -> String {
-    std::env::var("PUSHRAIL_TEST_PYTHON").expect("PUSHRAIL_TEST_PYTHON is unset")
-}
-
-/// The emulator, the token endpoint and API gate in front of it, and the service account key
-/// the token endpoint knows.
+/// gcp-storage-emulator and the token endpoint and API gate in front of it.
 struct Google {
     _emulator: Peer,
-    _gate: Peer,
+    gate: Gate,
     emulator_port: u16,
-    gate_port: u16,
-    /// The key file of the service account the token endpoint knows.
-    key: Value,
-    dir: PathBuf,
 }
 
 impl Google {
@@ -55,44 +46,15 @@ impl Google {
         ]);
         let mut emulator = Peer::spawn("gcp-storage-emulator", command);
         emulator.wait_for_port(emulator_port);
-
-        let gate_port = free_port();
-        let dir = std::env::temp_dir().join(unique("gcs-keys"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = new_key(gate_port, &dir, "known");
-        let mut command = Command::new(python_bin());
-        command
-            .arg(workspace().join("host/tests/peers/peer_gcp.py"))
-            .args([
-                "serve",
-                &gate_port.to_string(),
-                &emulator_port.to_string(),
-                dir.join("known.pub.pem").to_str().unwrap(),
-                key["client_email"].as_str().unwrap(),
-                key["private_key_id"].as_str().unwrap(),
-                SCOPE,
-            ]);
-        let mut gate = Peer::spawn("peer_gcp", command);
-        gate.wait_for_port(gate_port);
         Google {
             _emulator: emulator,
-            _gate: gate,
+            gate: Gate::start(&emulator_port.to_string(), SCOPE),
             emulator_port,
-            gate_port,
-            key,
-            dir,
         }
     }
 
     fn config(&self, bucket: &str, object_prefix: &str) -> Value {
-        json!({
-            "bucket": bucket, "object_prefix": object_prefix,
-            "endpoint": format!("http://127.0.0.1:{}", self.gate_port)
-        })
-    }
-
-    fn credential(&self) -> Option<(&'static str, Value)> {
-        Some(("gcp_service_account", self.key.clone()))
+        json!({ "bucket": bucket, "object_prefix": object_prefix, "endpoint": self.gate.endpoint() })
     }
 
     fn create_bucket(&self) -> String {
@@ -115,47 +77,6 @@ impl Google {
             ],
         )
     }
-
-    async fn control(&self, method: &str, path: &str) -> Value {
-        let url = format!("http://127.0.0.1:{}{path}", self.gate_port);
-        let client = reqwest::Client::new();
-        let request = if method == "POST" {
-            client.post(url).body("")
-        } else {
-            client.get(url)
-        };
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    }
-
-    async fn stats(&self) -> Value {
-        self.control("GET", "/control/stats").await
-    }
-}
-
-impl Drop for Google {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A fresh service account key file whose token_uri is the gate's token endpoint; its public half
-/// is written to `dir/{name}.pub.pem`.
-fn new_key(gate_port: u16, dir: &std::path::Path, name: &str) -> Value {
-    python(
-        "peer_gcp.py",
-        &[
-            "new-key",
-            &format!("http://127.0.0.1:{gate_port}/token"),
-            dir.to_str().unwrap(),
-            name,
-        ],
-    )
 }
 
 /// Events published together are handed to the plugin together: one batch, so one object.
@@ -221,17 +142,6 @@ fn assert_gzip_object(object: &Value, prefix: &str) {
     assert_eq!(object["content_type"], "application/gzip", "{object}");
 }
 
-/// The statuses the gate answered uploads with, in order.
-fn upload_statuses(stats: &Value) -> Vec<i64> {
-    stats["api"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["path"].as_str().unwrap().starts_with("/upload/"))
-        .map(|r| r["status"].as_i64().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn gcs_writes_a_batch_as_one_gzipped_ndjson_object_a_replay_adds_none_and_the_token_is_kept()
 {
@@ -241,7 +151,7 @@ async fn gcs_writes_a_batch_as_one_gzipped_ndjson_object_a_replay_adds_none_and_
         &one_batch(),
         "gcs",
         google.config(&bucket, "events/"),
-        google.credential(),
+        google.gate.credential(),
     )
     .await;
     let events = sample_events(6);
@@ -314,10 +224,14 @@ async fn gcs_writes_a_batch_as_one_gzipped_ndjson_object_a_replay_adds_none_and_
         (objects.as_array().unwrap().len() == 2).then_some(())
     })
     .await;
-    let stats = google.stats().await;
+    let stats = google.gate.stats().await;
     assert_eq!(stats["tokens_issued"], 1, "the token is kept: {stats}");
     assert_eq!(stats["refused"], json!([]), "{stats}");
-    assert_eq!(upload_statuses(&stats), [200, 412, 200], "{stats}");
+    assert_eq!(
+        google.gate.write_statuses().await,
+        [200, 412, 200],
+        "{stats}"
+    );
     let objects = google.read_objects(&bucket, "");
     let mut all_ids = ids.clone();
     all_ids.extend(more_ids);
@@ -330,14 +244,14 @@ async fn gcs_writes_a_batch_as_one_gzipped_ndjson_object_a_replay_adds_none_and_
 async fn gcs_an_answer_lost_after_the_write_is_retried_and_finds_the_object_written() {
     let google = Google::start();
     let bucket = google.create_bucket();
-    google.control("POST", "/control/lose?n=1").await;
+    google.gate.control("POST", "/control/lose?n=1", None).await;
     let mut args = one_batch();
     args.extend(["--retry-schedule".to_owned(), "0s,0s,0s".to_owned()]);
     let setup = Setup::new(
         &args,
         "gcs",
         google.config(&bucket, ""),
-        google.credential(),
+        google.gate.credential(),
     )
     .await;
     let events = sample_events(5);
@@ -351,8 +265,8 @@ async fn gcs_an_answer_lost_after_the_write_is_retried_and_finds_the_object_writ
         );
         assert_eq!(d["attempts"][1]["status_code"], 412, "{d}");
     }
-    let stats = google.stats().await;
-    assert_eq!(upload_statuses(&stats), [503, 412], "{stats}");
+    let stats = google.gate.stats().await;
+    assert_eq!(google.gate.write_statuses().await, [503, 412], "{stats}");
     let paths: Vec<&str> = stats["api"]
         .as_array()
         .unwrap()
@@ -374,21 +288,25 @@ async fn gcs_a_revoked_token_is_replaced_once_and_the_upload_sent_again() {
         &one_batch(),
         "gcs",
         google.config(&bucket, ""),
-        google.credential(),
+        google.gate.credential(),
     )
     .await;
     let first = sample_events(2);
     let first_ids = setup.publish(&first).await;
     setup.wait_for("succeeded", first_ids.len()).await;
-    google.control("POST", "/control/revoke").await;
+    google.gate.control("POST", "/control/revoke", None).await;
     let second = sample_events(3);
     let second_ids = setup.publish(&second).await;
     for d in setup.wait_for("succeeded", 5).await {
         assert_eq!(outcomes(&d), ["succeeded"], "{d}");
     }
-    let stats = google.stats().await;
+    let stats = google.gate.stats().await;
     assert_eq!(stats["tokens_issued"], 2, "{stats}");
-    assert_eq!(upload_statuses(&stats), [200, 401, 200], "{stats}");
+    assert_eq!(
+        google.gate.write_statuses().await,
+        [200, 401, 200],
+        "{stats}"
+    );
     let tokens: Vec<&str> = stats["api"]
         .as_array()
         .unwrap()
@@ -409,8 +327,7 @@ async fn gcs_a_key_the_token_endpoint_does_not_know_is_a_permanent_error_with_in
     let google = Google::start();
     let bucket = google.create_bucket();
     // The same service account's email and token URI, with another key pair.
-    let mut wrong = new_key(google.gate_port, &google.dir, "unknown");
-    wrong["client_email"] = google.key["client_email"].clone();
+    let wrong = google.gate.unknown_key();
     let setup = Setup::new(
         &fast_retries(),
         "gcs",
@@ -429,27 +346,16 @@ async fn gcs_a_key_the_token_endpoint_does_not_know_is_a_permanent_error_with_in
             "{error}"
         );
         assert_eq!(d["attempts"][0]["status_code"], 400, "{d}");
-        let logged = d.to_string();
-        assert!(!logged.contains("PRIVATE KEY"), "no key material: {logged}");
-        let key_line = wrong["private_key"]
-            .as_str()
-            .unwrap()
-            .lines()
-            .nth(1)
-            .unwrap();
-        assert!(!logged.contains(key_line), "no key material: {logged}");
+        assert_no_key_material(&d.to_string(), &wrong);
     }
-    let stats = google.stats().await;
+    let stats = google.gate.stats().await;
     assert_eq!(stats["tokens_issued"], 0, "{stats}");
     assert_eq!(
         stats["api"],
         json!([]),
         "no upload without a token: {stats}"
     );
-    assert_eq!(
-        stats["refused"][0],
-        json!({ "error": "invalid_grant", "error_description": "Invalid JWT Signature." })
-    );
+    assert_eq!(stats["refused"][0], invalid_signature());
     assert!(google
         .read_objects(&bucket, "")
         .as_array()
@@ -465,7 +371,7 @@ async fn gcs_a_missing_bucket_is_a_permanent_error_with_notfound() {
         &fast_retries(),
         "gcs",
         google.config(&bucket, ""),
-        google.credential(),
+        google.gate.credential(),
     )
     .await;
     let ids = setup.publish(&sample_events(2)).await;

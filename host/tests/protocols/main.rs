@@ -10,12 +10,16 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod google;
 mod support;
 
 mod aws_role;
 mod azure_blob;
+mod azure_service_bus;
+mod bigquery;
 mod eventbridge;
 mod firehose;
+mod gcp_pubsub;
 mod gcs;
 mod kafka;
 mod kinesis;
