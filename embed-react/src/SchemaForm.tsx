@@ -26,8 +26,20 @@ export interface SchemaFormProps {
 
 export function SchemaForm({ schema, value, onChange, errors = {}, idPrefix, secret, disabled }: SchemaFormProps) {
   const required = new Set(schema.required ?? []);
+  // The schema's own description (where to find a credential's key, say) introduces the form.
+  const description = typeof schema.description === 'string' && schema.description ? schema.description : undefined;
+  const descriptionId = `${idPrefix}-description`;
   return (
-    <div className="pr-schema-form">
+    <div
+      className="pr-schema-form"
+      role={description ? 'group' : undefined}
+      aria-describedby={description ? descriptionId : undefined}
+    >
+      {description ? (
+        <p className="pr-hint pr-schema-description" id={descriptionId}>
+          {description}
+        </p>
+      ) : null}
       {orderedProperties(schema).map(([name, child]) => (
         <SchemaField
           key={name}

@@ -23,6 +23,17 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
 }
 
+/// A kind's schema with the help text the embed shows above its form: where the customer finds
+/// the secret.
+fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = json!(description);
+    schema
+}
+
+fn described_string(title: &str, description: &str) -> Value {
+    described(string(title), description)
+}
+
 /// Every kind and its secret's schema.
 pub fn kinds() -> &'static [(&'static str, Value)] {
     static KINDS: OnceLock<Vec<(&'static str, Value)>> = OnceLock::new();
@@ -36,11 +47,11 @@ pub fn kinds() -> &'static [(&'static str, Value)] {
                 "username": string("Username"), "password": string("Password")
             }))),
             ("bearer", object(&["token"], json!({ "token": string("Token") }))),
-            ("aws_access_key", object(&["access_key_id", "secret_access_key"], json!({
+            ("aws_access_key", described(object(&["access_key_id", "secret_access_key"], json!({
                 "access_key_id": string("Access key id"),
                 "secret_access_key": string("Secret access key"),
                 "session_token": string("Session token")
-            }))),
+            })), "AWS console → IAM → Users → the user → Security credentials → Create access key. The user needs only the permissions the destination type names.")),
             ("aws_role", object(&["role_arn"], json!({
                 "role_arn": {
                     "type": "string", "title": "Role ARN", "maxLength": 2048,
@@ -48,31 +59,31 @@ pub fn kinds() -> &'static [(&'static str, Value)] {
                     "description": "The IAM role Pushrail assumes, e.g. arn:aws:iam::123456789012:role/pushrail-delivery. Its trust policy must name this deployment's account and your external id."
                 }
             }))),
-            ("gcp_service_account", object(&["client_email", "private_key"], json!({
+            ("gcp_service_account", described(object(&["client_email", "private_key"], json!({
                 "type": { "type": "string" },
                 "project_id": string("Project"),
                 "private_key_id": string("Private key id"),
-                "private_key": { "type": "string", "minLength": 1, "maxLength": 16384, "title": "Private key (PEM)", "x-multiline": true },
-                "client_email": string("Client email"),
+                "private_key": { "type": "string", "minLength": 1, "maxLength": 16384, "title": "Private key (PEM)", "x-multiline": true,
+                                 "description": "The key file's private_key, from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY----- (its \\n may stay as they are)." },
+                "client_email": described_string("Client email", "The key file's client_email, e.g. pushrail@acme-prod.iam.gserviceaccount.com."),
                 "client_id": { "type": "string" },
                 "auth_uri": { "type": "string" },
                 "token_uri": { "type": "string" },
                 "auth_provider_x509_cert_url": { "type": "string" },
                 "client_x509_cert_url": { "type": "string" },
                 "universe_domain": { "type": "string" }
-            }))),
-            ("azure_shared_key", object(&["account_name", "account_key"], json!({
-                "account_name": string("Storage account name"),
-                "account_key": string("Account key (base64)")
-            }))),
-            ("azure_sas_token", object(&["sas_token"], json!({
-                "sas_token": { "type": "string", "minLength": 1, "maxLength": 16384, "title": "SAS token",
-                               "description": "A shared access signature, e.g. sv=2024-11-04&ss=b&srt=co&sp=cw&se=...&sig=..." }
-            }))),
-            ("azure_sas_key", object(&["key_name", "key"], json!({
-                "key_name": string("Shared access policy name"),
-                "key": string("Shared access policy key")
-            }))),
+            })), "The fields of the service account's JSON key file. Google Cloud console → IAM & Admin → Service accounts → the account → Keys → Add key → Create new key → JSON downloads it. The role the account needs is in the destination type's description.")),
+            ("azure_shared_key", described(object(&["account_name", "account_key"], json!({
+                "account_name": described_string("Storage account name", "The name at the top of the Access keys page, e.g. acmeevents (not a URL)."),
+                "account_key": described_string("Account key (base64)", "key1's (or key2's) Key: Show, then copy. Not the connection string.")
+            })), "Azure portal → your storage account → Security + networking → Access keys: the storage account name and the Key of key1 (or key2).")),
+            ("azure_sas_token", described(object(&["sas_token"], json!({
+                "sas_token": described_string("SAS token", "The SAS token shown after Generate SAS and connection string (with or without its leading ?), e.g. sv=2024-11-04&ss=b&srt=co&sp=cw&se=...&sig=...")
+            })), "Azure portal → your storage account → Security + networking → Shared access signature: allow the Blob service, the Container and Object resource types and the Create and Write permissions, choose an expiry, then Generate SAS and connection string.")),
+            ("azure_sas_key", described(object(&["key_name", "key"], json!({
+                "key_name": described_string("Shared access policy name", "The policy's name, e.g. RootManageSharedAccessKey, or a policy with only the Send claim on the queue or topic."),
+                "key": described_string("Shared access policy key", "The policy's Primary key (or Secondary key).")
+            })), "Azure portal → your Service Bus namespace (or the queue or topic) → Settings → Shared access policies: a policy with the Send claim, its name and its Primary key. Pasting its connection string fills both.")),
             ("sasl_plain", object(&["username", "password"], json!({
                 "username": string("Username"), "password": string("Password")
             }))),

@@ -24,6 +24,7 @@ import {
 } from '../ui.js';
 import { AWS_ROLE_KIND, AwsRoleReminder, AwsRoleSetup, rolesUnavailable } from './AwsRole.js';
 import { focusFirstInvalid } from './Destinations.js';
+import { ConnectionStringField, SAS_KEY_KIND, sasKeyFields } from './ServiceBus.js';
 import { errorMessage, QueryError } from './shared.js';
 
 const EMPTY_SCHEMA: JsonSchema = { type: 'object', properties: {} };
@@ -346,6 +347,16 @@ function CredentialCreate({ onDone }: { onDone: () => void }) {
         {selected && !roleBlocked ? (
           <Card>
             <h3 className="pr-card-title">{kindLabel(selected.kind)}</h3>
+            {selected.kind === SAS_KEY_KIND ? (
+              <ConnectionStringField
+                id={id('paste-connection-string')}
+                onParsed={(parsed) => {
+                  const next = { ...secret, ...sasKeyFields(parsed) };
+                  setSecretErrors(clearChanged(secretErrors, secret, next));
+                  setSecret(next);
+                }}
+              />
+            ) : null}
             <SchemaForm
               key={selected.kind}
               schema={schema}
@@ -473,6 +484,16 @@ function RotateDialog({
               </ul>
             ) : null}
           </Notice>
+        ) : null}
+        {credential.kind === SAS_KEY_KIND ? (
+          <ConnectionStringField
+            id={`${idPrefix}-rotate-${credential.id}-paste-connection-string`}
+            onParsed={(parsed) => {
+              const next = { ...secret, ...sasKeyFields(parsed) };
+              setSecretErrors(clearChanged(secretErrors, secret, next));
+              setSecret(next);
+            }}
+          />
         ) : null}
         {roleBlocked ? null : (
           <SchemaForm

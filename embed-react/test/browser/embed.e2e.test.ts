@@ -440,6 +440,8 @@ describe('embed in the demo dashboard, against the real host', () => {
     await page.getByRole('button', { name: 'Delete Partner API token' }).click();
     await page.getByRole('dialog', { name: 'Delete “Partner API token”?' }).getByRole('button', { name: 'Delete credential' }).click();
     await page.getByText('“Partner API token” deleted.').waitFor();
+    // The list reloads after the notice: wait for the row to go, rather than count at once.
+    await row.waitFor({ state: 'detached' });
     expect(await row.count()).toBe(0);
   });
 
@@ -488,6 +490,82 @@ describe('embed in the demo dashboard, against the real host', () => {
     await shot(page, '11d-aws-role-rotate', false);
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'hidden' });
+  });
+
+  it('takes an Azure Service Bus connection string apart into a shared access policy credential', async () => {
+    // Needs plugins/dist/azure_service_bus.wasm (and gcs.wasm for the Google help text). A customer
+    // of their own, so that A's audit counts stay as they are.
+    const { context, page } = await newCustomerPage('acme-customer-d');
+    try {
+      const key = 'cHVzaHJhaWwtZTJlLW5vdC1hLXJlYWwta2V5LTAwMDE=';
+      const sent: string[] = [];
+      page.on('request', (request) => {
+        if (request.method() === 'POST' && request.url().includes('/embed/v1/credentials')) sent.push(request.postData() ?? '');
+      });
+      await openTab(page, 'Credentials');
+      await page.getByRole('button', { name: 'Add credential' }).first().click();
+      await page.getByLabel('Name', { exact: true }).fill('Orders bus');
+
+      // Where a service account's key is found: the SDK's schema, shown above the form.
+      await page.getByLabel('Kind').selectOption({ label: 'GCP service account' });
+      const keyFile = page.getByText('IAM & Admin → Service accounts → the account → Keys → Add key', { exact: false });
+      await keyFile.waitFor();
+      const group = page.locator('.pr-schema-form[role="group"]');
+      expect(await group.getAttribute('aria-describedby')).toBe(await keyFile.getAttribute('id'));
+      expect(await page.getByLabel('Paste a connection string').count()).toBe(0);
+
+      await page.getByLabel('Kind').selectOption({ label: 'Azure shared access policy' });
+      const paste = page.getByLabel('Paste a connection string');
+      expect(await paste.getAttribute('type')).toBe('password');
+      await page.getByText('Azure portal → your Service Bus namespace → Settings → Shared access policies', { exact: false }).waitFor();
+
+      // Without the key: said inline, nothing filled.
+      await paste.fill('Endpoint=sb://acme-orders.servicebus.windows.net/;SharedAccessKeyName=pushrail-send;EntityPath=orders');
+      await page.getByText('The connection string has no SharedAccessKey.').waitFor();
+      expect(await paste.getAttribute('aria-invalid')).toBe('true');
+      expect(await page.getByLabel('Shared access policy name').inputValue()).toBe('');
+
+      await paste.fill(
+        `Endpoint=sb://acme-orders.servicebus.windows.net/;SharedAccessKeyName=pushrail-send;SharedAccessKey=${key};EntityPath=orders`,
+      );
+      await page.getByText('Filled in the policy name “pushrail-send” and its key from the connection string.').waitFor();
+      expect(await page.getByLabel('Shared access policy name').inputValue()).toBe('pushrail-send');
+      expect(await page.getByLabel('Shared access policy key').inputValue()).toBe(key);
+      expect(await paste.inputValue()).toBe('');
+      expect(await page.getByText('The connection string has no SharedAccessKey.').count()).toBe(0);
+      await shot(page, '11f-service-bus-connection-string');
+      await expectAccessible(page, 'credential-form-service-bus');
+
+      await page.getByRole('button', { name: 'Save credential' }).click();
+      const row = page.locator('tr[data-credential="Orders bus"]');
+      await row.waitFor();
+      await expect(row.locator('td').nth(1).textContent()).resolves.toBe('Azure shared access policy');
+      // The fingerprint shows the policy's name, not its key.
+      await expect(row.locator('code').textContent()).resolves.toMatch(/^pushrail-send · /);
+      expect(await page.content()).not.toContain(key);
+
+      // Only the parsed fields went to the API, never the connection string.
+      expect(sent).toHaveLength(1);
+      expect(JSON.parse(sent[0] ?? '{}')).toEqual({ name: 'Orders bus', kind: 'azure_sas_key', secret: { key_name: 'pushrail-send', key } });
+      expect(sent[0]).not.toMatch(/Endpoint|SharedAccessKey|servicebus/);
+
+      // Rotating takes a connection string too.
+      await page.getByRole('button', { name: 'Rotate Orders bus' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Rotate “Orders bus”' });
+      await dialog
+        .getByLabel('Paste a connection string')
+        .fill(`Endpoint=sb://acme-orders.servicebus.windows.net/;SharedAccessKeyName=pushrail-send-2;SharedAccessKey=${key.slice(0, -4)}MDI=`);
+      expect(await dialog.getByLabel('Shared access policy name').inputValue()).toBe('pushrail-send-2');
+      await expectAccessible(page, 'credential-rotate-service-bus');
+      await dialog.getByRole('button', { name: 'Rotate credential' }).click();
+      await page.getByText('“Orders bus” rotated.', { exact: false }).waitFor();
+      await row.getByText('Rotated', { exact: false }).waitFor();
+      await expect(row.locator('code').textContent()).resolves.toMatch(/^pushrail-send-2 · /);
+      expect(sent).toHaveLength(2);
+      expect(JSON.parse(sent[1] ?? '{}')).toEqual({ secret: { key_name: 'pushrail-send-2', key: `${key.slice(0, -4)}MDI=` } });
+    } finally {
+      await context.close();
+    }
   });
 
   it('shows customer A’s own actions in the audit log, filterable by action and time', async () => {

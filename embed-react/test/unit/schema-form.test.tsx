@@ -252,4 +252,36 @@ describe('<SchemaForm>', () => {
     });
     expect(onValue).toHaveBeenLastCalledWith({ password: 'hunter2' });
   });
+
+  it('shows the schema’s own description above its fields, describing the group, and each field’s under it', () => {
+    const key: JsonSchema = {
+      type: 'object',
+      description: 'Storage account → Security + networking → Access keys.',
+      required: ['account_name', 'account_key'],
+      properties: {
+        account_name: { type: 'string', title: 'Storage account name', description: 'The name at the top of the page.' },
+        account_key: { type: 'string', title: 'Account key' },
+      },
+    };
+    const { container } = render(<Harness schema={key} secret />);
+    const intro = screen.getByText('Storage account → Security + networking → Access keys.');
+    expect(intro.id).toBe('t-description');
+    const group = screen.getByRole('group');
+    expect(group.getAttribute('aria-describedby')).toBe('t-description');
+    expect(group.contains(screen.getByLabelText('Storage account name'))).toBe(true);
+    // Before the first field.
+    expect(container.querySelector('.pr-schema-form')?.firstElementChild).toBe(intro);
+    const name = screen.getByLabelText('Storage account name');
+    expect(name.getAttribute('aria-describedby')).toBe('t-account_name-hint');
+    expect(document.getElementById('t-account_name-hint')?.textContent).toBe('The name at the top of the page.');
+    // Without a description of its own, a secret field still says it is write-only.
+    expect(document.getElementById('t-account_key-hint')?.textContent).toBe('Write-only: stored encrypted and never shown again.');
+
+    cleanup();
+    const plain = render(<Harness schema={webhook} />);
+    const form = plain.container.querySelector('.pr-schema-form');
+    expect(form?.getAttribute('role')).toBeNull();
+    expect(form?.getAttribute('aria-describedby')).toBeNull();
+    expect(document.getElementById('t-description')).toBeNull();
+  });
 });
