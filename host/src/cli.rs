@@ -188,6 +188,7 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             lease: args.lease,
             poll_interval: args.poll_interval,
             auto_disable_after: args.auto_disable_after,
+            circuit_after: args.circuit_after,
         },
     );
     engine.start();

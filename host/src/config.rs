@@ -99,6 +99,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHRAIL_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
     pub auto_disable_after: Duration,
 
+    /// After this many batches in a row delivered nothing, a destination's circuit opens: its
+    /// queued deliveries wait, and one delivery at a time probes it on the retry schedule; one
+    /// success closes the circuit. 0 turns circuit breaking off.
+    #[arg(long, env = "PUSHRAIL_CIRCUIT_AFTER", default_value_t = 10)]
+    pub circuit_after: u32,
+
     #[command(flatten)]
     pub aws: AwsOperatorArgs,
 

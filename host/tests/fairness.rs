@@ -1,9 +1,11 @@
-//! Fair scheduling: one customer's backlog at a slow endpoint does not hold back another
-//! customer's event. Asserts the order of facts only (the other event is delivered while the
-//! backlog is still queued); the delay is printed, not asserted.
+//! Fair scheduling and endpoint health: one customer's backlog at a slow endpoint does not hold
+//! back another customer's event, and a failing endpoint's circuit opens, is probed one delivery
+//! at a time, and closes on the first success. Asserts the order of facts only (the other event is
+//! delivered while the backlog is still queued); the delay is printed, not asserted.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{eventually, Host, Receiver, SECRET};
@@ -92,4 +94,136 @@ async fn a_slow_backlog_does_not_hold_back_another_customers_event_with_two_host
     let first = Host::start_postgres(&[]).await;
     let second = Host::join(&first, &["--allow-egress", "127.0.0.0/8"]).await;
     backlog_does_not_hold_back_another_customer(&first, &second, "two hosts on PostgreSQL").await;
+}
+
+/// A destination whose batches all fail opens its circuit: its queued deliveries wait without an
+/// attempt (shown as waiting on the open circuit), one delivery at a time probes the endpoint,
+/// another customer's traffic flows beside it, and the first success closes the circuit and
+/// delivers the backlog: a delivery that waited from the start was sent once more at most
+/// (had it been a failed probe) before it succeeded.
+#[tokio::test]
+async fn a_failing_endpoint_opens_its_circuit_is_probed_one_at_a_time_and_recovers() {
+    const EVENTS: usize = 40;
+    let failing = Receiver::start().await;
+    failing.set_default(503);
+    let healthy = Receiver::start().await;
+    let schedule = format!("0s,{}", vec!["300ms"; 60].join(","));
+    let host = Host::start(&[
+        "--circuit-after",
+        "2",
+        "--batch-size",
+        "5",
+        "--retry-schedule",
+        &schedule,
+    ])
+    .await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    let destination = customer.webhook(&failing.url, SECRET).await;
+    let path = format!(
+        "/embed/v1/destinations/{}",
+        destination["id"].as_str().unwrap()
+    );
+    let neighbour = vendor.session("d").await;
+    neighbour.webhook(&healthy.url, SECRET).await;
+
+    let events: Vec<_> = (0..EVENTS)
+        .map(|i| json!({ "external_id": "c", "type": "order.created", "payload": { "n": i } }))
+        .collect();
+    let (status, answer) = vendor
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+
+    let opened = eventually("the circuit to open", Duration::from_secs(30), || async {
+        let (_, d) = customer.call("GET", &path, None).await;
+        (d["circuit"] == "open").then_some(d)
+    })
+    .await;
+    assert!(opened["next_probe_at"].is_string(), "{opened}");
+
+    // Probes take a while to answer now: two at once would show at the receiver.
+    failing.set_delay(Duration::from_millis(200));
+    failing.reset_max_in_flight();
+    let before = failing.count();
+    let waiting = customer.deliveries("?limit=100").await;
+    let untried: BTreeSet<String> = waiting
+        .iter()
+        .filter(|d| d["attempt_count"] == 0)
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        untried.len() >= EVENTS / 4,
+        "most of the backlog was never tried: {waiting:?}"
+    );
+    for d in waiting.iter().filter(|d| d["attempt_count"] == 0) {
+        assert_eq!(d["status"], "pending", "{d}");
+        assert_eq!(d["waiting_on"], "open_circuit", "{d}");
+        assert!(d["next_attempt_at"].is_string(), "{d}");
+    }
+
+    // The neighbour's traffic is not held up meanwhile.
+    let answer = vendor
+        .publish("d", "order.created", json!({ "neighbour": true }))
+        .await;
+    assert_eq!(answer["deliveries"], 1, "{answer}");
+    eventually("the neighbour's event", Duration::from_secs(10), || async {
+        (healthy.count() == 1).then_some(())
+    })
+    .await;
+
+    eventually("a few probes", Duration::from_secs(30), || async {
+        (failing.count() >= before + 4).then_some(())
+    })
+    .await;
+    assert_eq!(
+        failing.max_in_flight(),
+        1,
+        "an open circuit is probed one delivery at a time"
+    );
+    // No attempt is invented for a waiting delivery: the log holds exactly what was sent.
+    let attempts: i64 = customer
+        .deliveries("?limit=100")
+        .await
+        .iter()
+        .map(|d| d["attempt_count"].as_i64().unwrap())
+        .sum();
+    let sent = failing.count() as i64;
+    assert!(
+        attempts == sent || attempts + 1 == sent,
+        "{attempts} attempts logged, {sent} requests received (one may be in flight)"
+    );
+
+    // The endpoint recovers: the next probe succeeds, the circuit closes, the backlog flows.
+    failing.set_delay(Duration::ZERO);
+    failing.set_default(200);
+    let done = eventually("the backlog delivered", Duration::from_secs(60), || async {
+        let all = customer.deliveries("?limit=100").await;
+        (all.len() == EVENTS && all.iter().all(|d| d["status"] == "succeeded")).then_some(all)
+    })
+    .await;
+    let (_, d) = customer.call("GET", &path, None).await;
+    assert_eq!(d["circuit"], "closed", "{d}");
+    assert!(d["next_probe_at"].is_null(), "{d}");
+    for delivery in done
+        .iter()
+        .filter(|d| untried.contains(d["id"].as_str().unwrap()))
+    {
+        let detail = customer.delivery(delivery["id"].as_str().unwrap()).await;
+        let outcomes: Vec<&str> = detail["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["outcome"].as_str().unwrap())
+            .collect();
+        assert!(
+            outcomes.last() == Some(&"succeeded") && outcomes.len() <= 2,
+            "{detail}"
+        );
+        assert!(detail.get("waiting_on").is_none(), "{detail}");
+    }
 }

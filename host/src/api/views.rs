@@ -20,6 +20,11 @@ pub struct Destination {
     /// Why Pushrail disabled it (an extension of API.md): its every batch failed for the
     /// configured window. `null` while enabled or when the customer disabled it.
     pub disabled_reason: Option<String>,
+    /// `open` after `--circuit-after` batches in a row delivered nothing (an extension of
+    /// API.md): its queued deliveries wait and one at a time probes it; else `closed`.
+    pub circuit: &'static str,
+    /// While the circuit is open: when the next probe may go.
+    pub next_probe_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -36,6 +41,12 @@ impl From<DestinationRow> for Destination {
             event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
             enabled,
             disabled_reason: row.disabled_reason,
+            circuit: if row.circuit_until.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
+            next_probe_at: opt_rfc3339(row.circuit_until),
             created_at: to_rfc3339(row.created_at),
             updated_at: to_rfc3339(row.updated_at),
         }
@@ -74,6 +85,11 @@ pub struct Delivery {
     pub status: String,
     pub attempt_count: i64,
     pub next_attempt_at: Option<String>,
+    /// `open_circuit` while it waits on its destination's open circuit (an extension of API.md):
+    /// it is not attempted until a probe gets through, and `next_attempt_at` is no earlier
+    /// than the next probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<&'static str>,
     pub created_at: String,
     pub updated_at: String,
     /// The event's payload, exactly the JSON the vendor published; in a delivery's detail only.
@@ -93,10 +109,11 @@ impl From<DeliveryRow> for Delivery {
     fn from(row: DeliveryRow) -> Self {
         // The queue keeps a due time on rows in flight too; only a waiting delivery has a next attempt.
         let next = if row.status == "pending" {
-            row.next_attempt_at
+            row.next_attempt_at.max(row.circuit_until)
         } else {
             None
         };
+        let waiting_on = row.circuit_until.map(|_| "open_circuit");
         Self {
             id: row.id,
             event_id: row.event_id,
@@ -105,6 +122,7 @@ impl From<DeliveryRow> for Delivery {
             status: row.status,
             attempt_count: row.attempt_count,
             next_attempt_at: opt_rfc3339(next),
+            waiting_on,
             created_at: to_rfc3339(row.created_at),
             updated_at: to_rfc3339(row.updated_at),
             payload: None,

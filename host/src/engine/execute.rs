@@ -76,23 +76,26 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
         &batch[0].destination_id,
         &completions,
         was_failing,
-        later.now,
+        later,
     )
     .await;
     completions
 }
 
-/// Keeps the destination's health: a batch that delivered anything clears it; a batch that
-/// delivered nothing counts towards disabling it once it has failed so for the configured window.
-/// A healthy destination that delivers (the common case) costs no write: `was_failing` comes
-/// from the row this batch already read.
+/// Keeps the destination's health: a batch that delivered anything clears it (and closes its
+/// circuit); a batch that delivered nothing counts towards opening its circuit after
+/// `--circuit-after` such batches in a row (or keeps it open, the next probe later on the
+/// schedule), and towards disabling it once it has failed so for the configured window. A
+/// healthy destination that delivers (the common case) costs no write: `was_failing` comes from
+/// the row this batch already read.
 async fn record_health(
     inner: &Inner,
     destination_id: &str,
     completions: &[Completion],
     was_failing: bool,
-    now: i64,
+    later: Later,
 ) {
+    let now = later.now;
     let delivered = completions
         .iter()
         .any(|c| c.attempt.outcome == Outcome::Succeeded.as_str());
@@ -117,18 +120,42 @@ async fn record_health(
             .destination_failed(destination_id, now, cutoff, &reason)
             .await
         {
-            Ok(true) => {
+            Ok(failed) if failed.disabled => {
                 inner.plugins.invalidate(destination_id);
                 tracing::warn!(destination = %destination_id, "destination disabled after failing for {}", humantime::format_duration(window));
                 Ok(())
             }
-            Ok(false) => Ok(()),
+            Ok(failed) => open_circuit(inner, destination_id, failed.failed_batches, later).await,
             Err(error) => Err(error),
         }
     };
     if let Err(error) = result {
         tracing::error!(%error, destination = %destination_id, "recording the destination's health failed");
     }
+}
+
+/// Opens the circuit of a destination whose last `failed_batches` batches delivered nothing,
+/// once they reach `--circuit-after`; each further failed batch (a failed probe) puts the next
+/// probe later on the schedule.
+async fn open_circuit(
+    inner: &Inner,
+    destination_id: &str,
+    failed_batches: i64,
+    later: Later,
+) -> sqlx::Result<()> {
+    let after = i64::from(inner.settings.circuit_after);
+    if after == 0 || failed_batches < after {
+        return Ok(());
+    }
+    let probes_failed = (failed_batches - after) as usize;
+    let delay = retry::probe_delay(&inner.settings.retry, probes_failed, later.jitter);
+    if probes_failed == 0 {
+        tracing::warn!(destination = %destination_id, "circuit opened after {after} batches in a row delivered nothing; probing one delivery at a time");
+    }
+    inner
+        .store
+        .open_circuit(destination_id, later.now + delay.as_millis() as i64)
+        .await
 }
 
 /// What a batch handed to its plugin got back.

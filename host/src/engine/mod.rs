@@ -32,6 +32,8 @@ pub struct EngineSettings {
     pub poll_interval: Duration,
     /// A destination whose every batch has failed for this long is disabled (paused).
     pub auto_disable_after: Duration,
+    /// Batches in a row that delivered nothing before the destination's circuit opens (0: never).
+    pub circuit_after: u32,
 }
 
 /// Most rows one claim takes; bounds the transaction and the memory held per round.
@@ -147,12 +149,32 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
             // before its lease could lapse and let another worker take it too. Destinations
             // running all the batches they may are left out, and the others share the claim a
             // batch at a time, so one destination's backlog cannot hold back everyone else's.
-            let busy = busy_destinations(&inner);
+            let mut busy = busy_destinations(&inner);
+            // Open circuits: their work waits, but for one probe each once it is due.
+            let mut probing = Vec::new();
+            match inner.store.circuits().await {
+                Ok(circuits) => {
+                    let now = crate::clock::now_ms();
+                    for circuit in circuits {
+                        if circuit.until <= now {
+                            probing.push(circuit.destination_id);
+                        } else {
+                            busy.push(circuit.destination_id);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reading open circuits failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
             let share = ClaimShare {
                 rows: free.clamp(1, MAX_CLAIM) as i64,
                 batch: settings.batch_size.max(1) as i64,
                 batches: settings.destination_concurrency.max(1) as i64,
                 busy: &busy,
+                probing: &probing,
             };
             let limit = share.rows as usize;
             let claimed = match inner

@@ -20,6 +20,23 @@ impl Jitter {
     pub fn draw() -> Self {
         Self(rand::thread_rng().gen_range(0.8..1.2))
     }
+
+    fn apply(self, delay: Duration) -> Duration {
+        if delay.is_zero() {
+            delay
+        } else {
+            delay.mul_f64(self.0)
+        }
+    }
+}
+
+/// The wait before the next probe of a destination whose circuit is open, after
+/// `probes_failed` failed probes (0 when it has just opened): the schedule's delays from its
+/// second on, the last one repeating (a circuit is probed until it closes, it never runs out).
+pub fn probe_delay(schedule: &RetrySchedule, probes_failed: usize, jitter: Jitter) -> Duration {
+    let delays = &schedule.0;
+    let index = (probes_failed + 1).min(delays.len().saturating_sub(1));
+    jitter.apply(delays.get(index).copied().unwrap_or_default())
 }
 
 /// The delay before the next attempt after `attempts_made` attempts since the last replay, or
@@ -31,12 +48,7 @@ pub fn next_delay(
     retry_after: Option<Duration>,
     jitter: Jitter,
 ) -> Option<Duration> {
-    let base = schedule.delay_after(attempts_made)?;
-    let jittered = if base.is_zero() {
-        base
-    } else {
-        base.mul_f64(jitter.0)
-    };
+    let jittered = jitter.apply(schedule.delay_after(attempts_made)?);
     Some(match retry_after {
         Some(floor) => jittered.max(floor.min(MAX_RETRY_AFTER)),
         None => jittered,
@@ -63,6 +75,16 @@ mod tests {
             "{delay:?}"
         );
         assert_eq!(next_delay(&schedule(), 3, None, Jitter::draw()), None);
+    }
+
+    #[test]
+    fn probes_follow_the_schedule_from_its_second_delay_and_keep_its_last() {
+        let one = Jitter(1.0);
+        assert_eq!(probe_delay(&schedule(), 0, one), Duration::from_secs(10));
+        assert_eq!(probe_delay(&schedule(), 1, one), Duration::from_secs(100));
+        assert_eq!(probe_delay(&schedule(), 7, one), Duration::from_secs(100));
+        let single = RetrySchedule(vec![Duration::from_secs(3)]);
+        assert_eq!(probe_delay(&single, 0, one), Duration::from_secs(3));
     }
 
     #[test]

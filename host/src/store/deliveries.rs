@@ -80,6 +80,8 @@ pub struct DeliveryRow {
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// While it waits on its destination's open circuit: when the next probe may go.
+    pub circuit_until: Option<i64>,
 }
 
 /// One delivery as its detail shows it: the row, the event's payload (JSON text, as published)
@@ -130,8 +132,19 @@ pub struct ClaimShare<'a> {
     pub batch: i64,
     /// Batches of one destination at most.
     pub batches: i64,
-    /// Destinations already running all the batches they may: none of their rows is claimed.
+    /// Destinations already running all the batches they may, and destinations whose circuit
+    /// is open with no probe due: none of their rows is claimed.
     pub busy: &'a [String],
+    /// Destinations whose circuit is open and whose next probe is due: one row each, the probe.
+    pub probing: &'a [String],
+}
+
+/// A destination whose circuit is open (see [`Store::circuits`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenCircuit {
+    pub destination_id: String,
+    /// When its next probe may be claimed.
+    pub until: i64,
 }
 
 /// Due rows (pending and due, or delivering with a lapsed lease) ranked within their
@@ -163,8 +176,14 @@ fn push_ranked_due(sql: &mut Sql, now: i64, share: &ClaimShare<'_>) {
             .bind_list(share.busy.iter().map(String::as_str));
     }
     sql.push(") ranked WHERE place <= ")
-        .bind(share.batch * share.batches)
-        .push(" ORDER BY (place - 1) / ")
+        .bind(share.batch * share.batches);
+    // A destination with an open circuit whose probe is due gives its first row only: the probe.
+    if !share.probing.is_empty() {
+        sql.push(" AND (place = 1 OR destination_id NOT IN ")
+            .bind_list(share.probing.iter().map(String::as_str))
+            .push(")");
+    }
+    sql.push(" ORDER BY (place - 1) / ")
         .bind(share.batch)
         .push(", due LIMIT ")
         .bind(share.rows);
@@ -185,7 +204,8 @@ fn by_claim(claimed: &[ClaimedDelivery]) -> std::collections::BTreeMap<&str, Vec
 
 const DELIVERY_COLUMNS: &str =
     "d.id, d.event_id, e.type AS event_type, d.destination_id, d.status, \
-     d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at";
+     d.attempt_count, d.next_attempt_at, d.created_at, d.updated_at, \
+     (SELECT t.circuit_until FROM destinations t WHERE t.id = d.destination_id AND d.status = 'pending') AS circuit_until";
 
 impl Store {
     /// Claims up to `limit` due deliveries (pending and due, or delivering with a lapsed lease)
@@ -244,9 +264,60 @@ impl Store {
              WHERE d.id IN ",
         );
         select.bind_list(&ids).push(" ORDER BY d.id");
-        let claimed = select.query_as().fetch_all(&mut *tx).await?;
+        let mut claimed: Vec<ClaimedDelivery> = select.query_as().fetch_all(&mut *tx).await?;
+        let probes: std::collections::BTreeSet<&str> = claimed
+            .iter()
+            .map(|d| d.destination_id.as_str())
+            .filter(|d| share.probing.iter().any(|p| p == d))
+            .collect();
+        if !probes.is_empty() {
+            // A probe is out: the circuit stays open, with no further probe, until it comes back
+            // (its completion opens the circuit again or closes it) or its lease lapses. The row
+            // lock makes a second host that claimed a probe of the same destination wait here
+            // and then find the probe taken: it puts its row back.
+            let mut taken = Sql::new("UPDATE destinations SET circuit_until = ");
+            taken
+                .bind(now + lease_ms)
+                .push(" WHERE circuit_until IS NOT NULL AND circuit_until <= ")
+                .bind(now)
+                .push(" AND id IN ")
+                .bind_list(probes.iter().copied())
+                .push(" RETURNING id");
+            let won: Vec<String> = taken
+                .query_as::<(String,)>()
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id,)| id)
+                .collect();
+            let lost: Vec<String> = probes
+                .iter()
+                .filter(|d| !won.iter().any(|w| w == *d))
+                .map(|d| d.to_string())
+                .collect();
+            if !lost.is_empty() {
+                let mut back = Sql::new(
+                    "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL WHERE lease_owner = ",
+                );
+                back.bind(owner.as_str())
+                    .push(" AND destination_id IN ")
+                    .bind_list(lost.iter().map(String::as_str));
+                back.query().execute(&mut *tx).await?;
+                claimed.retain(|d| !lost.contains(&d.destination_id));
+            }
+        }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// The destinations whose circuit is open, on every host's account (the circuit lives in
+    /// the destination's row).
+    pub async fn circuits(&self) -> sqlx::Result<Vec<OpenCircuit>> {
+        sqlx::query_as(
+            "SELECT id AS destination_id, circuit_until AS until FROM destinations WHERE circuit_until IS NOT NULL",
+        )
+        .fetch_all(&self.read)
+        .await
     }
 
     /// Hands claimed deliveries back unattempted: claimable again at `until` (by any worker),

@@ -21,8 +21,19 @@ pub struct DestinationRow {
     pub disabled_reason: Option<String>,
     /// Since when every batch has failed; `None` while it delivers.
     pub failing_since: Option<i64>,
+    /// While its circuit is open, when the next probe may go; `None` while closed.
+    pub circuit_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// What recording a batch that delivered nothing found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchFailed {
+    /// This batch disabled the destination (it failed for the whole window).
+    pub disabled: bool,
+    /// Batches in a row that delivered nothing, this one included.
+    pub failed_batches: i64,
 }
 
 impl DestinationRow {
@@ -57,7 +68,7 @@ pub struct FanoutTarget {
     pub event_types: String,
 }
 
-const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, disabled_reason, failing_since, created_at, updated_at";
+const COLUMNS: &str = "id, tenant_id, sub_tenant_id, type, name, config, credential_id, event_types, enabled, disabled_reason, failing_since, circuit_until, created_at, updated_at";
 
 impl Store {
     pub async fn insert_destination(
@@ -160,7 +171,8 @@ impl Store {
     /// A batch of the destination delivered something: it is healthy again.
     pub async fn destination_delivered(&self, id: &str) -> sqlx::Result<()> {
         sqlx::query(
-            "UPDATE destinations SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            "UPDATE destinations SET failing_since = NULL, failed_batches = 0, circuit_until = NULL
+             WHERE id = $1 AND (failing_since IS NOT NULL OR failed_batches > 0 OR circuit_until IS NOT NULL)",
         )
         .bind(id)
         .execute(&self.write)
@@ -170,22 +182,24 @@ impl Store {
 
     /// A batch of the destination failed in full at `now`. Once it has failed so since
     /// `cutoff` or earlier, the destination is disabled with `reason`: its queued deliveries
-    /// pause until the customer enables it again. True when this call disabled it.
+    /// pause until the customer enables it again. Answers whether this call disabled it, and
+    /// how many batches in a row have now delivered nothing.
     pub async fn destination_failed(
         &self,
         id: &str,
         now: i64,
         cutoff: i64,
         reason: &str,
-    ) -> sqlx::Result<bool> {
-        let enabled: Option<i64> = sqlx::query_scalar(
+    ) -> sqlx::Result<BatchFailed> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
             "UPDATE destinations SET
                failing_since = COALESCE(failing_since, $1),
+               failed_batches = failed_batches + 1,
                enabled = CASE WHEN COALESCE(failing_since, $1) <= $2 THEN 0 ELSE enabled END,
                disabled_reason = CASE WHEN COALESCE(failing_since, $1) <= $2 THEN $3 ELSE disabled_reason END,
                updated_at = CASE WHEN COALESCE(failing_since, $1) <= $2 THEN $1 ELSE updated_at END
              WHERE id = $4 AND deleted_at IS NULL AND enabled = 1
-             RETURNING enabled",
+             RETURNING enabled, failed_batches",
         )
         .bind(now)
         .bind(cutoff)
@@ -193,7 +207,26 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.write)
         .await?;
-        Ok(enabled == Some(0))
+        Ok(match row {
+            Some((enabled, failed_batches)) => BatchFailed {
+                disabled: enabled == 0,
+                failed_batches,
+            },
+            None => BatchFailed::default(),
+        })
+    }
+
+    /// Opens (or keeps open) the destination's circuit: no delivery of it is claimed before
+    /// `until`, and then one at a time.
+    pub async fn open_circuit(&self, id: &str, until: i64) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE destinations SET circuit_until = $1 WHERE id = $2 AND failed_batches > 0",
+        )
+        .bind(until)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     pub async fn update_destination(
@@ -206,7 +239,9 @@ impl Store {
         let done = sqlx::query(
             "UPDATE destinations SET name = $1, config = $2, credential_id = $3, event_types = $4, enabled = $5, updated_at = $6,
                     disabled_reason = CASE WHEN $5 = 1 THEN NULL ELSE disabled_reason END,
-                    failing_since = CASE WHEN $5 = 1 THEN NULL ELSE failing_since END
+                    failing_since = CASE WHEN $5 = 1 THEN NULL ELSE failing_since END,
+                    failed_batches = CASE WHEN $5 = 1 THEN 0 ELSE failed_batches END,
+                    circuit_until = CASE WHEN $5 = 1 THEN NULL ELSE circuit_until END
              WHERE tenant_id = $7 AND sub_tenant_id = $8 AND id = $9 AND deleted_at IS NULL",
         )
         .bind(patch.name)

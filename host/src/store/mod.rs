@@ -27,10 +27,12 @@ use sqlx::Executor as _;
 pub use audit::{ActionFilter, AuditEntry, AuditFilter};
 pub use credentials::{CredentialRow, NewCredential};
 pub use deliveries::{
-    AttemptRow, ClaimShare, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRow, Outcome,
-    ReplayFilter,
+    AttemptRow, ClaimShare, ClaimedDelivery, Completion, DeliveryFilter, DeliveryRow, OpenCircuit,
+    Outcome, ReplayFilter,
 };
-pub use destinations::{DestinationPatch, DestinationRow, FanoutTarget, NewDestination};
+pub use destinations::{
+    BatchFailed, DestinationPatch, DestinationRow, FanoutTarget, NewDestination,
+};
 pub use events::{IngestedEvent, Matcher, NewEvent};
 pub use keys::SealedCredential;
 pub use sessions::{SessionCheck, SigningKeyRow};

@@ -106,6 +106,12 @@ impl Receiver {
         self.inner.lock().unwrap().max_in_flight
     }
 
+    /// Starts counting [`Receiver::max_in_flight`] afresh from the requests in flight now.
+    pub fn reset_max_in_flight(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.max_in_flight = inner.in_flight;
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.clone()
     }
