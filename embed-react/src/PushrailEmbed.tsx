@@ -1,6 +1,6 @@
 /** `<PushrailEmbed>`: a customer's destinations, credentials, delivery log and replays, in the vendor's dashboard. */
 
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { QueryClientProvider } from '@tanstack/react-query';
 import {
   useCallback,
   useEffect,
@@ -9,12 +9,12 @@ import {
   useMemo,
   useRef,
   useState,
-  useSyncExternalStore,
   type CSSProperties,
   type KeyboardEvent,
+  type RefObject,
 } from 'react';
 
-import { ApiClient, PushrailApiError } from './api.js';
+import type { ApiClient } from './api.js';
 import { EmbedContext, type EmbedContextValue, type Flash, type TabId } from './context.js';
 import { AuditPanel, emptyAuditFilters, type AuditLogFilters } from './screens/Audit.js';
 import { CredentialsPanel } from './screens/Credentials.js';
@@ -23,7 +23,8 @@ import { DestinationsPanel } from './screens/Destinations.js';
 import { ReplayPanel } from './screens/Replay.js';
 import css from './styles.css?inline';
 import { cx, themeToCssVars, type PushrailClassNames, type PushrailTheme } from './theme.js';
-import { SignedOutError, TokenManager, type AuthState, type SignedOutReason } from './token.js';
+import { PushrailProvider, usePushrailSession } from './session.js';
+import type { SignedOutReason } from './token.js';
 import { Button, ClassNamesContext, Icon, Loading, Notice, useClassNames } from './ui.js';
 
 export interface PushrailEmbedProps {
@@ -75,14 +76,6 @@ function useStyles(enabled: boolean, nonce: string | undefined): void {
   }, [enabled, nonce]);
 }
 
-function retryable(failureCount: number, error: unknown): boolean {
-  if (error instanceof SignedOutError) return false;
-  if (error instanceof PushrailApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
-    return false;
-  }
-  return failureCount < 2;
-}
-
 const TABS: { id: TabId; label: string }[] = [
   { id: 'destinations', label: 'Destinations' },
   { id: 'credentials', label: 'Credentials' },
@@ -94,55 +87,33 @@ const TABS: { id: TabId; label: string }[] = [
 export function PushrailEmbed({
   baseUrl,
   fetchToken,
+  onSignedOut,
+  injectStyles = true,
+  styleNonce,
+  ...view
+}: PushrailEmbedProps) {
+  useStyles(injectStyles, styleNonce);
+  return (
+    <PushrailProvider baseUrl={baseUrl} fetchToken={fetchToken} onSignedOut={onSignedOut}>
+      <EmbedView {...view} />
+    </PushrailProvider>
+  );
+}
+
+function EmbedView({
   theme,
   classNames = {},
   initialTab = 'destinations',
   locale,
-  onSignedOut,
-  injectStyles = true,
-  styleNonce,
-}: PushrailEmbedProps) {
-  useStyles(injectStyles, styleNonce);
-  // The latest callbacks, without restarting the session when the vendor passes new closures.
-  const [tokens] = useState(() => new TokenManager({ fetchToken }));
-  const onSignedOutRef = useRef(onSignedOut);
-  useEffect(() => {
-    tokens.setFetchToken(fetchToken);
-    onSignedOutRef.current = onSignedOut;
-  });
-  const [queryClient] = useState(
-    () =>
-      new QueryClient({
-        defaultOptions: {
-          // Cached data shows at once and is revalidated on every mount: a tab switch notices a revoked session.
-          queries: { retry: retryable, refetchOnWindowFocus: true, staleTime: 0 },
-          mutations: { retry: false },
-        },
-      }),
-  );
-  const api = useMemo(() => new ApiClient({ baseUrl, tokens }), [baseUrl, tokens]);
-  const auth: AuthState = useSyncExternalStore(tokens.subscribe, tokens.getState, tokens.getState);
-
-  useEffect(() => {
-    tokens.start();
-    return () => {
-      tokens.stop();
-    };
-  }, [tokens]);
-
-  useEffect(() => {
-    if (auth.status !== 'signed_out') return;
-    // Nothing of a signed-out customer stays on screen or in memory.
-    queryClient.cancelQueries().catch(() => undefined);
-    queryClient.clear();
-    onSignedOutRef.current?.(auth.reason, auth.message);
-  }, [auth, queryClient]);
-
+}: Pick<PushrailEmbedProps, 'theme' | 'classNames' | 'initialTab' | 'locale'>) {
+  const { api, auth, retry, queryClient } = usePushrailSession();
   const style = useMemo(() => themeToCssVars(theme) as CSSProperties, [theme]);
+  const rootRef = useRef<HTMLDivElement>(null);
 
   return (
     <ClassNamesContext.Provider value={classNames}>
       <div
+        ref={rootRef}
         className={cx('pr-embed', classNames.root)}
         style={style}
         data-density={theme?.density ?? 'comfortable'}
@@ -151,16 +122,10 @@ export function PushrailEmbed({
         {auth.status === 'loading' ? (
           <Loading label="Connecting…" />
         ) : auth.status === 'signed_out' ? (
-          <SignedOut
-            reason={auth.reason}
-            message={auth.message}
-            onRetry={() => {
-              tokens.retry().catch(() => undefined);
-            }}
-          />
+          <SignedOut reason={auth.reason} message={auth.message} onRetry={retry} />
         ) : (
           <QueryClientProvider client={queryClient}>
-            <Main api={api} locale={locale} initialTab={initialTab} />
+            <Main api={api} locale={locale} initialTab={initialTab} rootRef={rootRef} />
           </QueryClientProvider>
         )}
       </div>
@@ -193,7 +158,17 @@ function SignedOut({ reason, message, onRetry }: { reason: SignedOutReason; mess
   );
 }
 
-function Main({ api, locale, initialTab }: { api: ApiClient; locale?: string; initialTab: TabId }) {
+function Main({
+  api,
+  locale,
+  initialTab,
+  rootRef,
+}: {
+  api: ApiClient;
+  locale?: string;
+  initialTab: TabId;
+  rootRef: RefObject<HTMLDivElement | null>;
+}) {
   const idPrefix = useId().replace(/[^A-Za-z0-9_-]/g, '');
   const [tab, setTab] = useState<TabId>(initialTab);
   const [flash, setFlash] = useState<Flash | null>(null);
@@ -209,8 +184,19 @@ function Main({ api, locale, initialTab }: { api: ApiClient; locale?: string; in
   }, []);
 
   const context = useMemo<EmbedContextValue>(
-    () => ({ api, locale, idPrefix, flash: setFlash, navigate }),
-    [api, locale, idPrefix, navigate],
+    () => ({
+      api,
+      locale,
+      idPrefix,
+      flash: setFlash,
+      navigate,
+      // In the document, or in the shadow root of <pushrail-embed>.
+      byId: (id: string) => {
+        const root = rootRef.current?.getRootNode();
+        return root instanceof Document || root instanceof ShadowRoot ? root.getElementById(id) : null;
+      },
+    }),
+    [api, locale, idPrefix, navigate, rootRef],
   );
 
   useEffect(() => {

@@ -55,6 +55,10 @@ export interface Destination {
   enabled: boolean;
   /** Why Pushrail disabled it (every delivery failing for the host's window); null otherwise. */
   disabled_reason?: string | null;
+  /** `open` after too many batches in a row delivered nothing: its queue waits, one delivery at a time probes it. */
+  circuit?: 'open' | 'closed';
+  /** While the circuit is open: when the next probe may go. */
+  next_probe_at?: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -123,6 +127,8 @@ export interface Delivery {
   status: DeliveryStatus;
   attempt_count: number;
   next_attempt_at: string | null;
+  /** `open_circuit` while it waits, unattempted, on its destination's open circuit. */
+  waiting_on?: 'open_circuit';
   created_at: string;
   updated_at: string;
   /** The event's payload, the JSON the vendor published; in a delivery's detail (`getDelivery`) only. */

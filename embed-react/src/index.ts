@@ -1,4 +1,25 @@
 export { PushrailEmbed, type PushrailEmbedProps } from './PushrailEmbed.js';
+export { PushrailProvider, usePushrailSession, type PushrailProviderProps, type PushrailSession } from './session.js';
+export {
+  keys as pushrailQueryKeys,
+  useAudit,
+  useAwsRole,
+  useCreateCredential,
+  useCreateDestination,
+  useCredentials,
+  useDeleteCredential,
+  useDeleteDestination,
+  useDeliveries,
+  useDelivery,
+  useDestination,
+  useDestinations,
+  useDestinationTypes,
+  useReplay,
+  useRotateCredential,
+  useTestDestination,
+  useUpdateDestination,
+  type PageOptions,
+} from './hooks.js';
 export {
   darkTheme,
   defaultTheme,

@@ -1,9 +1,8 @@
 /** The customer's own audit trail: who changed what, filterable by action and time, paged like the log. */
 
-import { useInfiniteQuery } from '@tanstack/react-query';
-
 import type { AuditEntry, AuditFilters } from '../api.js';
-import { keys, useCredentials, useDestinations, useEmbed } from '../context.js';
+import { useCredentials, useDestinations, useEmbed } from '../context.js';
+import { useAudit } from '../hooks.js';
 import { formatDateTime, fromLocalInput, plural } from '../format.js';
 import { Button, EmptyState, Field, Loading, PanelHeader, Table, useInputClass } from '../ui.js';
 import { QueryError } from './shared.js';
@@ -60,7 +59,7 @@ export function AuditPanel({
   filters: AuditLogFilters;
   setFilters: (filters: AuditLogFilters) => void;
 }) {
-  const { api, locale, idPrefix } = useEmbed();
+  const { locale, idPrefix } = useEmbed();
   const destinations = useDestinations();
   const credentials = useCredentials();
   const inputClass = useInputClass();
@@ -69,12 +68,7 @@ export function AuditPanel({
     since: fromLocalInput(filters.since),
     until: fromLocalInput(filters.until),
   };
-  const audit = useInfiniteQuery({
-    queryKey: [...keys.audit, query],
-    queryFn: ({ pageParam }) => api.listAudit(query, pageParam, PAGE_SIZE),
-    initialPageParam: null as string | null,
-    getNextPageParam: (page) => page.next_cursor,
-  });
+  const audit = useAudit(query, { pageSize: PAGE_SIZE });
   const rows = audit.data?.pages.flatMap((page) => page.items) ?? [];
   const filtered = Object.values(filters).some(Boolean);
   const id = (field: string) => `${idPrefix}-audit-${field}`;

@@ -1,10 +1,11 @@
 /** The delivery log: filters, cursor pagination, and a delivery's attempts with a replay button. */
 
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useId, useRef, useState } from 'react';
 
 import type { Delivery, DeliveryFilters, DeliveryStatus } from '../api.js';
 import { keys, useDestinations, useEmbed } from '../context.js';
+import { useDeliveries, useDelivery } from '../hooks.js';
 import { formatDateTime, fromLocalInput, plural } from '../format.js';
 import {
   Button,
@@ -20,6 +21,9 @@ import {
   useInputClass,
 } from '../ui.js';
 import { AttemptsTable, errorMessage, QueryError } from './shared.js';
+
+/** A delivery waiting on its destination's open circuit: not failed, not attempted. */
+export const WAITING_NOTE = 'Waiting: the destination is failing, so this is sent once a test delivery gets through.';
 
 /** The filter form's values: datetime-local strings, as typed. */
 export interface LogFilters {
@@ -81,7 +85,7 @@ function DeliveryLog({
   setFilters: (filters: LogFilters) => void;
   onOpen: (id: string) => void;
 }) {
-  const { api, locale, idPrefix } = useEmbed();
+  const { locale, idPrefix } = useEmbed();
   const destinations = useDestinations();
   const inputClass = useInputClass();
   const eventType = useDebounced(filters.event_type.trim(), 300);
@@ -92,13 +96,7 @@ function DeliveryLog({
     since: fromLocalInput(filters.since),
     until: fromLocalInput(filters.until),
   };
-  const log = useInfiniteQuery({
-    queryKey: [...keys.deliveries, 'list', query],
-    queryFn: ({ pageParam }) => api.listDeliveries(query, pageParam, PAGE_SIZE),
-    initialPageParam: null as string | null,
-    getNextPageParam: (page) => page.next_cursor,
-    refetchInterval: 5_000,
-  });
+  const log = useDeliveries(query, { pageSize: PAGE_SIZE, refetchInterval: 5_000 });
   const rows = log.data?.pages.flatMap((page) => page.items) ?? [];
   const nameOf = (id: string) => destinations.data?.find((d) => d.id === id)?.name ?? id;
   const filtered = Object.values(filters).some(Boolean);
@@ -240,6 +238,11 @@ function DeliveryLog({
                 <tr key={delivery.id} data-delivery={delivery.id} data-status={delivery.status}>
                   <td>
                     <StatusBadge status={delivery.status} />
+                    {delivery.waiting_on === 'open_circuit' ? (
+                      <p className="pr-disabled-reason" data-waiting-on="open_circuit">
+                        {WAITING_NOTE}
+                      </p>
+                    ) : null}
                   </td>
                   <td>
                     <button
@@ -285,14 +288,7 @@ function DeliveryDetail({ id, onBack }: { id: string; onBack: () => void }) {
   const queryClient = useQueryClient();
   const destinations = useDestinations();
   const [confirming, setConfirming] = useState(false);
-  const delivery = useQuery({
-    queryKey: keys.delivery(id),
-    queryFn: () => api.getDelivery(id),
-    refetchInterval: (query) => {
-      const status = query.state.data?.status;
-      return status === 'pending' || status === 'delivering' ? 1_000 : false;
-    },
-  });
+  const delivery = useDelivery(id);
   const replay = useMutation({
     mutationFn: () => api.replay({ delivery_id: id }),
     onSuccess: (result) => {
@@ -335,6 +331,7 @@ function DeliveryDetail({ id, onBack }: { id: string; onBack: () => void }) {
             <StatusBadge status={d.status} />
           </span>
         }
+        description={d.waiting_on === 'open_circuit' ? WAITING_NOTE : undefined}
         actions={
           <Button
             variant="primary"

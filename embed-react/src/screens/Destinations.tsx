@@ -5,7 +5,7 @@ import { useEffect, useRef, useState, type SyntheticEvent } from 'react';
 
 import { PushrailApiError, type Destination, type DestinationInput, type DestinationType, type TestResult } from '../api.js';
 import { keys, useCredentials, useDestinations, useEmbed, useTypes } from '../context.js';
-import { kindLabel, summarize } from '../format.js';
+import { formatDateTime, kindLabel, summarize } from '../format.js';
 import { clearChanged, mapDetails, prune, validate, type FieldErrors } from '../schema.js';
 import { SchemaForm } from '../SchemaForm.js';
 import {
@@ -24,6 +24,10 @@ import {
   useInputClass,
 } from '../ui.js';
 import { AttemptSummary, errorMessage, QueryError } from './shared.js';
+
+/** What an open circuit means, in the customer's words. */
+export const CIRCUIT_OPEN_NOTE =
+  'Failing: deliveries are waiting while Pushrail tries one at a time; they resume once one gets through.';
 
 type View = { mode: 'list' } | { mode: 'create' } | { mode: 'edit'; id: string };
 
@@ -65,11 +69,11 @@ function DestinationList({
   onCreate: () => void;
   onEdit: (id: string) => void;
 }) {
-  const { api, locale, flash, navigate, idPrefix } = useEmbed();
+  const { api, locale, flash, navigate, idPrefix, byId } = useEmbed();
   const focusId = (what: string) => `${idPrefix}-dst-${what}`;
   useEffect(() => {
-    if (returnFocus) document.getElementById(`${idPrefix}-dst-${returnFocus}`)?.focus();
-  }, [returnFocus, idPrefix]);
+    if (returnFocus) byId(`${idPrefix}-dst-${returnFocus}`)?.focus();
+  }, [returnFocus, idPrefix, byId]);
   const queryClient = useQueryClient();
   const destinations = useDestinations();
   const types = useTypes();
@@ -177,6 +181,12 @@ function DestinationList({
                     {!destination.enabled && destination.disabled_reason ? (
                       <p className="pr-disabled-reason" data-disabled-reason>
                         {destination.disabled_reason}
+                      </p>
+                    ) : null}
+                    {destination.enabled && destination.circuit === 'open' ? (
+                      <p className="pr-disabled-reason" data-circuit-open>
+                        {CIRCUIT_OPEN_NOTE}
+                        {destination.next_probe_at ? ` Next try: ${formatDateTime(destination.next_probe_at, locale)}.` : ''}
                       </p>
                     ) : null}
                   </td>

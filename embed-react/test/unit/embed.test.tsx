@@ -4,6 +4,8 @@ import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/re
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { PushrailEmbed } from '../../src/PushrailEmbed.js';
+import { WAITING_NOTE } from '../../src/screens/Deliveries.js';
+import { CIRCUIT_OPEN_NOTE } from '../../src/screens/Destinations.js';
 import { apiError, json, jwt } from './helpers.js';
 
 const webhookType = {
@@ -182,6 +184,48 @@ describe('<PushrailEmbed>', () => {
     const shown = screen.getByText(reason);
     expect(shown.closest('tr')?.getAttribute('data-destination')).toBe('Orders');
     expect(document.querySelectorAll('[data-disabled-reason]')).toHaveLength(1);
+  });
+
+  it('says when a destination’s circuit is open, and which deliveries wait on it', async () => {
+    serve((method, path) => {
+      if (method === 'GET' && path === '/destinations') {
+        return json(200, {
+          items: [
+            {
+              id: 'dst_1', type: 'webhook', name: 'Orders', config: { url: 'https://a.example/hook' },
+              credential_id: null, event_types: [], enabled: true, disabled_reason: null,
+              circuit: 'open', next_probe_at: '2026-01-01T00:05:00Z',
+              created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+            },
+            {
+              id: 'dst_2', type: 'webhook', name: 'Fine', config: { url: 'https://b.example/hook' },
+              credential_id: null, event_types: [], enabled: true, disabled_reason: null,
+              circuit: 'closed', next_probe_at: null,
+              created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+            },
+          ],
+        });
+      }
+      if (method === 'GET' && path.startsWith('/deliveries')) {
+        const row = (id: string, waiting: boolean) => ({
+          id, event_id: `evt_${id}`, event_type: 'order.created', destination_id: 'dst_1', status: 'pending',
+          attempt_count: 0, next_attempt_at: '2026-01-01T00:05:00Z', created_at: '2026-01-01T00:00:00Z',
+          updated_at: '2026-01-01T00:00:00Z', ...(waiting ? { waiting_on: 'open_circuit' } : {}),
+        });
+        return json(200, { items: [row('dlv_1', true), row('dlv_2', false)], next_cursor: null });
+      }
+      return undefined;
+    });
+    render(<PushrailEmbed baseUrl="https://pushrail.test" fetchToken={token} />);
+    await screen.findByText('Orders');
+    const note = await screen.findByText(new RegExp(CIRCUIT_OPEN_NOTE.slice(0, 20)));
+    expect(note.closest('tr')?.getAttribute('data-destination')).toBe('Orders');
+    expect(document.querySelectorAll('[data-circuit-open]')).toHaveLength(1);
+
+    fireEvent.click(screen.getByRole('tab', { name: 'Delivery log' }));
+    await screen.findByText(WAITING_NOTE);
+    expect(document.querySelectorAll('[data-waiting-on="open_circuit"]')).toHaveLength(1);
+    expect(screen.getByText(WAITING_NOTE).closest('tr')?.getAttribute('data-delivery')).toBe('dlv_1');
   });
 
   it('creates a destination and maps the API’s field errors onto the generated form', async () => {
