@@ -77,6 +77,19 @@ enum TenantCommand {
         #[arg(long)]
         name: String,
     },
+    /// Sets a tenant's own rate limits, in requests per second (the burst is twice the rate);
+    /// 0 or leaving one out puts it back to the host's --rate-limit. Taken up by every host at
+    /// once.
+    Limits {
+        /// The tenant's id, as `tenant create` printed it.
+        tenant_id: String,
+        /// The vendor API (ingest and the rest), for the whole tenant.
+        #[arg(long, default_value_t = 0)]
+        rate_limit: u32,
+        /// The embed API, for each of the tenant's customers.
+        #[arg(long, default_value_t = 0)]
+        embed_rate_limit: u32,
+    },
 }
 
 const SIGNING_KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
@@ -92,6 +105,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::json!({ "tenant_id": tenant_id, "api_key": api_key })
+            );
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Limits {
+            tenant_id,
+            rate_limit,
+            embed_rate_limit,
+        }) => {
+            let store = open_store(&cli.store).await?;
+            let own = |limit: u32| (limit > 0).then_some(i64::from(limit));
+            if !store
+                .set_tenant_limits(&tenant_id, own(rate_limit), own(embed_rate_limit))
+                .await?
+            {
+                anyhow::bail!("no tenant {tenant_id:?}");
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tenant_id": tenant_id,
+                    "rate_limit": own(rate_limit),
+                    "embed_rate_limit": own(embed_rate_limit),
+                })
             );
             Ok(())
         }
@@ -194,12 +230,8 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     engine.start();
 
     let limits = match store.backend() {
-        Backend::Sqlite => RateLimits::new(args.rate_limit, args.rate_limit.saturating_mul(2)),
-        Backend::Postgres => RateLimits::shared(
-            args.rate_limit,
-            args.rate_limit.saturating_mul(2),
-            store.clone(),
-        ),
+        Backend::Sqlite => RateLimits::new(args.rate_limit),
+        Backend::Postgres => RateLimits::shared(args.rate_limit, store.clone()),
     };
     let state = AppState::new(Shared {
         store,

@@ -719,6 +719,86 @@ async fn a_customers_dashboard_cannot_get_the_vendors_ingest_or_another_dashboar
     );
 }
 
+/// A tenant's own limits, set by the operator with `pushrail tenant limits`, apply to that tenant
+/// alone (its vendor API, and its customers' dashboards each), are taken up without a restart,
+/// and go back to the host's default when set to 0.
+#[tokio::test]
+async fn a_tenants_own_rate_limits_apply_to_it_alone() {
+    let host = Host::start(&["--rate-limit", "1000"]).await;
+    let vendor = host.create_tenant("Acme");
+    let neighbour = host.create_tenant("Neighbour");
+    let set_limits = |rate: &str, embed: &str| {
+        let out = host
+            .command()
+            .args([
+                "tenant",
+                "limits",
+                &vendor.id,
+                "--rate-limit",
+                rate,
+                "--embed-rate-limit",
+                embed,
+            ])
+            .env("PUSHRAIL_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        set_limits("2", "3"),
+        json!({ "tenant_id": vendor.id, "rate_limit": 2, "embed_rate_limit": 3 })
+    );
+    let refused = |answers: Vec<u16>| answers.iter().filter(|s| **s == 429).count();
+    // Sessions are minted through the vendor API: before its bucket runs dry.
+    let customer = vendor.session("c").await;
+    let other_customer = neighbour.session("c").await;
+    let mut vendor_answers = Vec::new();
+    let mut neighbour_answers = Vec::new();
+    for _ in 0..12 {
+        vendor_answers.push(vendor.call("GET", "/v1/destination-types", None).await.0);
+        neighbour_answers.push(neighbour.call("GET", "/v1/destination-types", None).await.0);
+    }
+    assert!(
+        refused(vendor_answers.clone()) > 0,
+        "Acme's own limit (2/s, burst 4): {vendor_answers:?}"
+    );
+    assert_eq!(
+        refused(neighbour_answers.clone()),
+        0,
+        "the neighbour keeps the default: {neighbour_answers:?}"
+    );
+
+    let mut embed_answers = Vec::new();
+    let mut other_answers = Vec::new();
+    for _ in 0..14 {
+        embed_answers.push(customer.call("GET", "/embed/v1/destinations", None).await.0);
+        other_answers.push(
+            other_customer
+                .call("GET", "/embed/v1/destinations", None)
+                .await
+                .0,
+        );
+    }
+    assert!(
+        refused(embed_answers.clone()) > 0,
+        "Acme's embed limit (3/s, burst 6): {embed_answers:?}"
+    );
+    assert_eq!(refused(other_answers.clone()), 0, "{other_answers:?}");
+
+    // Back to the host's default, at once.
+    set_limits("0", "0");
+    let mut after = Vec::new();
+    for _ in 0..12 {
+        after.push(vendor.call("GET", "/v1/destination-types", None).await.0);
+    }
+    assert_eq!(refused(after.clone()), 0, "{after:?}");
+}
+
 /// The limit admits the burst and then the configured rate, on either store (the PostgreSQL
 /// buckets live in the database): over a measured span, never more than burst + rate * span.
 #[tokio::test]

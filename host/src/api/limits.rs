@@ -10,71 +10,74 @@ use crate::error::ApiError;
 use crate::scope::Scope;
 use crate::store::Store;
 
-/// The same token bucket on either store: `rate` requests per second sustained and `burst` at
-/// once. With one host (SQLite) the buckets live in this process; with several hosts sharing
-/// PostgreSQL they live in the database, so the limit holds across hosts.
+/// The same token bucket on either store: `rate` requests per second sustained and twice that
+/// at once, unless the tenant has its own limits. With one host (SQLite) the buckets live in this
+/// process; with several hosts sharing PostgreSQL they live in the database, so the limit holds
+/// across hosts.
 pub struct RateLimits {
-    rate: f64,
-    burst: f64,
+    rate: u32,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     shared: Option<Store>,
 }
 
 impl RateLimits {
-    pub fn new(rate_per_sec: u32, burst: u32) -> Self {
+    /// `rate_per_sec` is the host's default (`--rate-limit`).
+    pub fn new(rate_per_sec: u32) -> Self {
         Self {
-            rate: f64::from(rate_per_sec.max(1)),
-            burst: f64::from(burst.max(1)),
+            rate: rate_per_sec.max(1),
             buckets: Mutex::new(HashMap::new()),
             shared: None,
         }
     }
 
     /// Keeps the buckets in the database instead of in this process.
-    pub fn shared(rate_per_sec: u32, burst: u32, store: Store) -> Self {
+    pub fn shared(rate_per_sec: u32, store: Store) -> Self {
         Self {
             shared: Some(store),
-            ..Self::new(rate_per_sec, burst)
+            ..Self::new(rate_per_sec)
         }
     }
 
-    /// One request of the tenant's vendor API.
-    pub async fn check_vendor(&self, tenant_id: &str) -> Result<(), ApiError> {
-        self.check(&format!("vendor:{tenant_id}")).await
+    /// One request of the tenant's vendor API; `own` is the tenant's own limit, if it has one.
+    pub async fn check_vendor(&self, tenant_id: &str, own: Option<i64>) -> Result<(), ApiError> {
+        self.check(&format!("vendor:{tenant_id}"), own).await
     }
 
-    /// One request of a sub-tenant's embed API.
-    pub async fn check_embed(&self, scope: &Scope) -> Result<(), ApiError> {
-        self.check(&format!(
-            "embed:{}:{}",
-            scope.tenant_id(),
-            scope.sub_tenant_id()
-        ))
+    /// One request of a sub-tenant's embed API; `own` is its tenant's own embed limit, if any.
+    pub async fn check_embed(&self, scope: &Scope, own: Option<i64>) -> Result<(), ApiError> {
+        self.check(
+            &format!("embed:{}:{}", scope.tenant_id(), scope.sub_tenant_id()),
+            own,
+        )
         .await
     }
 
-    async fn check(&self, key: &str) -> Result<(), ApiError> {
+    async fn check(&self, key: &str, own: Option<i64>) -> Result<(), ApiError> {
+        let rate = own
+            .filter(|r| *r > 0)
+            .map_or(f64::from(self.rate), |r| r.min(i64::from(u32::MAX)) as f64);
+        let burst = rate * 2.0;
         let tokens = match &self.shared {
             Some(store) => store
-                .take_token(key, self.rate, self.burst)
+                .take_token(key, rate, burst)
                 .await?
                 .map_or(Admitted::Yes, Admitted::No),
-            None => self.take_local(key),
+            None => self.take_local(key, rate, burst),
         };
         match tokens {
             Admitted::Yes => Ok(()),
             Admitted::No(tokens) => {
-                let wait = ((1.0 - tokens) / self.rate).ceil().max(1.0) as u64;
+                let wait = ((1.0 - tokens) / rate).ceil().max(1.0) as u64;
                 Err(ApiError::too_many_requests(wait))
             }
         }
     }
 
-    fn take_local(&self, key: &str) -> Admitted {
+    fn take_local(&self, key: &str, rate: f64, burst: f64) -> Admitted {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limit lock");
-        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -97,12 +100,12 @@ mod tests {
 
     #[test]
     fn refuses_past_the_burst_per_bucket() {
-        let limits = RateLimits::new(1, 2);
-        assert!(matches!(limits.take_local("a"), Admitted::Yes));
-        assert!(matches!(limits.take_local("a"), Admitted::Yes));
-        assert!(matches!(limits.take_local("a"), Admitted::No(_)));
+        let limits = RateLimits::new(1);
+        assert!(matches!(limits.take_local("a", 1.0, 2.0), Admitted::Yes));
+        assert!(matches!(limits.take_local("a", 1.0, 2.0), Admitted::Yes));
+        assert!(matches!(limits.take_local("a", 1.0, 2.0), Admitted::No(_)));
         assert!(
-            matches!(limits.take_local("b"), Admitted::Yes),
+            matches!(limits.take_local("b", 1.0, 2.0), Admitted::Yes),
             "another bucket is its own"
         );
     }

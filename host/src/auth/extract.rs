@@ -77,12 +77,12 @@ impl FromRequestParts<AppState> for TenantPrincipal {
                 "the vendor API takes a tenant API key, not a session token",
             ));
         }
-        let tenant_id = state
+        let (tenant_id, rate_limit) = state
             .store
             .tenant_for_key_hash(&hash_api_key(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
-        state.limits.check_vendor(&tenant_id).await?;
+        state.limits.check_vendor(&tenant_id, rate_limit).await?;
         Ok(Self { tenant_id })
     }
 }
@@ -105,9 +105,12 @@ impl FromRequestParts<AppState> for EmbedPrincipal {
             .map_err(|e| ApiError::unauthorized(e.code(), e.to_string()))?;
         // Checked in the database on every request: a revocation counts from the next one.
         match state.store.check_session(&claims.sid, &claims.sub).await? {
-            SessionCheck::Valid { tenant_id } => {
+            SessionCheck::Valid {
+                tenant_id,
+                embed_rate_limit,
+            } => {
                 let scope = Scope::authenticated(tenant_id, claims.sub);
-                state.limits.check_embed(&scope).await?;
+                state.limits.check_embed(&scope, embed_rate_limit).await?;
                 Ok(Self {
                     scope,
                     session_id: claims.sid,

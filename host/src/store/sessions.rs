@@ -13,9 +13,23 @@ pub struct SigningKeyRow {
 /// Why a session token's `sid` does not authorize a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SessionCheck {
-    Valid { tenant_id: String },
+    Valid {
+        tenant_id: String,
+        /// The tenant's own embed API rate limit, if it has one.
+        embed_rate_limit: Option<i64>,
+    },
     Revoked,
     Unknown,
+}
+
+/// What checking a session reads: its tenant, whether it or its sub-tenant is gone, and the
+/// tenant's own embed rate limit.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    tenant_id: String,
+    revoked_at: Option<i64>,
+    deleted_at: Option<i64>,
+    embed_rate_limit: Option<i64>,
 }
 
 impl Store {
@@ -75,9 +89,10 @@ impl Store {
         sid: &str,
         sub_tenant_id: &str,
     ) -> sqlx::Result<SessionCheck> {
-        let row: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT s.tenant_id, s.revoked_at, t.deleted_at FROM sessions s
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT s.tenant_id, s.revoked_at, t.deleted_at, tn.embed_rate_limit FROM sessions s
              JOIN sub_tenants t ON t.id = s.sub_tenant_id
+             JOIN tenants tn ON tn.id = s.tenant_id
              WHERE s.id = $1 AND s.sub_tenant_id = $2",
         )
         .bind(sid)
@@ -86,8 +101,13 @@ impl Store {
         .await?;
         Ok(match row {
             None => SessionCheck::Unknown,
-            Some((_, Some(_), _)) | Some((_, _, Some(_))) => SessionCheck::Revoked,
-            Some((tenant_id, None, None)) => SessionCheck::Valid { tenant_id },
+            Some(row) if row.revoked_at.is_some() || row.deleted_at.is_some() => {
+                SessionCheck::Revoked
+            }
+            Some(row) => SessionCheck::Valid {
+                tenant_id: row.tenant_id,
+                embed_rate_limit: row.embed_rate_limit,
+            },
         })
     }
 

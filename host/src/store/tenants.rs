@@ -26,13 +26,36 @@ impl Store {
         Ok(tenant_id)
     }
 
-    pub async fn tenant_for_key_hash(&self, key_hash: &str) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    /// The tenant whose live API key has this hash, with its own vendor API rate limit.
+    pub async fn tenant_for_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> sqlx::Result<Option<(String, Option<i64>)>> {
+        sqlx::query_as(
+            "SELECT k.tenant_id, t.rate_limit FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(&self.read)
         .await
+    }
+
+    /// Sets a tenant's own rate limits (requests per second; `None`: the host's default).
+    /// False when there is no such tenant.
+    pub async fn set_tenant_limits(
+        &self,
+        tenant_id: &str,
+        rate_limit: Option<i64>,
+        embed_rate_limit: Option<i64>,
+    ) -> sqlx::Result<bool> {
+        let done =
+            sqlx::query("UPDATE tenants SET rate_limit = $1, embed_rate_limit = $2 WHERE id = $3")
+                .bind(rate_limit)
+                .bind(embed_rate_limit)
+                .bind(tenant_id)
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The sub-tenant's id, creating it on first use.
