@@ -707,6 +707,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::fixtures::response;
 
     #[test]
     fn fifo_ids_render_the_group_and_take_the_event_id_within_the_services_rules() {
@@ -752,17 +753,6 @@ mod tests {
     /// 2015-08-30T12:36:00Z, the time of the AWS SigV4 test suite.
     fn suite_time() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_440_938_160)
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     #[test]

@@ -673,6 +673,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::fixtures::response;
 
     /// Azurite's well-known development account and its published key.
     const DEV_ACCOUNT: &str = "devstoreaccount1";
@@ -686,17 +687,6 @@ mod tests {
 
     fn key() -> SharedKey {
         SharedKey::new(DEV_ACCOUNT, DEV_KEY).unwrap()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     /// The Put Blob of [`signs_a_put_blob_as_the_python_sdk_does`].

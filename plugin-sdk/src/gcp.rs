@@ -816,6 +816,7 @@ mod tests {
     use jsonwebtoken::{DecodingKey, Validation};
 
     use super::*;
+    use crate::fixtures::response;
 
     const PRIVATE_KEY: &str = include_str!("../testdata/gcp-test-key.pem");
     const PUBLIC_KEY: &str = include_str!("../testdata/gcp-test-key.pub.pem");
@@ -843,17 +844,6 @@ mod tests {
 
     fn account() -> ServiceAccount {
         ServiceAccount::from_json(&key_file().to_string()).unwrap()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     fn verify(jwt: &str, public_pem: &str) -> jsonwebtoken::errors::Result<Claims> {

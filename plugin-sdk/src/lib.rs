@@ -56,6 +56,8 @@ pub mod net;
 pub mod aws;
 pub mod azure;
 pub mod batch;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 pub mod object;

@@ -422,6 +422,8 @@ export_destination!(AzureServiceBus);
 mod tests {
     use serde_json::Value;
 
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:5300";
@@ -445,27 +447,6 @@ mod tests {
 
     fn open(entity: &str) -> AzureServiceBus {
         AzureServiceBus::open(config(entity), Some(credential())).unwrap()
-    }
-
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: 1_772_874_300_250,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     fn body_of(request: &http::Request) -> Value {

@@ -321,12 +321,12 @@ export_destination!(BigQuery);
 mod tests {
     use serde_json::Value;
 
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:9050";
     const PRIVATE_KEY: &str = include_str!("../../../plugin-sdk/testdata/gcp-test-key.pem");
-    /// 2026-03-07T09:05:00.250Z.
-    const TIME: u64 = 1_772_874_300_250;
 
     fn config() -> Config {
         Config {
@@ -355,24 +355,6 @@ mod tests {
 
     fn open() -> BigQuery {
         BigQuery::open(config(), Some(credential())).unwrap()
-    }
-
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: TIME,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
-    fn response(status: u16, body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     fn body(plan: &batch::Plan, i: usize) -> Value {
@@ -444,7 +426,7 @@ mod tests {
                 { "index": 7, "errors": [{ "reason": "invalid" }] }
             ]
         });
-        let results = read_answer(table, &response(200, &answer.to_string()), 3);
+        let results = read_answer(table, &response(200, &[], &answer.to_string()), 3);
         assert!(results[0].is_ok() && results[2].is_ok());
         assert_eq!(
             results[0].clone().unwrap().response_excerpt.unwrap(),
@@ -458,7 +440,7 @@ mod tests {
         );
         // A row stopped because another was invalid (without skipInvalidRows) is tried again.
         let stopped = json!({ "insertErrors": [{ "index": 0, "errors": [{ "reason": "stopped", "message": "" }] }] });
-        let results = read_answer(table, &response(200, &stopped.to_string()), 1);
+        let results = read_answer(table, &response(200, &[], &stopped.to_string()), 1);
         assert_eq!(results[0].clone().unwrap_err().kind, FailureKind::Retryable);
     }
 
@@ -473,7 +455,7 @@ mod tests {
         };
         let missing = read_answer(
             table,
-            &response(404, &error(404, "notFound", "Not found: Table p:d.t")),
+            &response(404, &[], &error(404, "notFound", "Not found: Table p:d.t")),
             2,
         );
         for result in &missing {
@@ -489,19 +471,26 @@ mod tests {
             (500, "backendError"),
             (503, "x"),
         ] {
-            let failure = read_answer(table, &response(status, &error(status, reason, "slow")), 1)
-                [0]
+            let failure = read_answer(
+                table,
+                &response(status, &[], &error(status, reason, "slow")),
+                1,
+            )[0]
             .clone()
             .unwrap_err();
             assert_eq!(failure.kind, FailureKind::Retryable, "{reason}");
         }
         for (status, reason) in [(403, "accessDenied"), (400, "invalid")] {
-            let failure = read_answer(table, &response(status, &error(status, reason, "no")), 1)[0]
-                .clone()
-                .unwrap_err();
+            let failure = read_answer(
+                table,
+                &response(status, &[], &error(status, reason, "no")),
+                1,
+            )[0]
+            .clone()
+            .unwrap_err();
             assert_eq!(failure.kind, FailureKind::Permanent, "{reason}");
         }
-        let garbled = read_answer(table, &response(200, "<html>"), 1)[0]
+        let garbled = read_answer(table, &response(200, &[], "<html>"), 1)[0]
             .clone()
             .unwrap_err();
         assert_eq!(garbled.kind, FailureKind::Retryable);

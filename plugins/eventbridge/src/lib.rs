@@ -371,6 +371,8 @@ export_destination!(EventBridge);
 
 #[cfg(test)]
 mod tests {
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:5000";
@@ -397,16 +399,6 @@ mod tests {
         EventBridge::open(config(detail_type), Some(credential())).unwrap()
     }
 
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: 1_772_874_300_250,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
     fn request_of(planned: &batch::Planned) -> &http::Request {
         planned.request.as_ref().unwrap()
     }
@@ -428,17 +420,6 @@ mod tests {
                 )
             })
             .collect()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     #[test]

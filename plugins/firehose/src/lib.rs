@@ -266,6 +266,8 @@ export_destination!(Firehose);
 mod tests {
     use serde_json::Value;
 
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:5000";
@@ -290,16 +292,6 @@ mod tests {
         Firehose::open(config(), Some(credential())).unwrap()
     }
 
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: 1_772_874_300_250,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
     fn body_of(request: &http::Request) -> Value {
         serde_json::from_slice(request.body_bytes()).unwrap()
     }
@@ -321,17 +313,6 @@ mod tests {
                 String::from_utf8(data).unwrap()
             })
             .collect()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     /// An event whose record (with its newline) is exactly `bytes` long.

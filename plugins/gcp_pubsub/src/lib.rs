@@ -278,12 +278,12 @@ export_destination!(PubSub);
 
 #[cfg(test)]
 mod tests {
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:9060";
     const PRIVATE_KEY: &str = include_str!("../../../plugin-sdk/testdata/gcp-test-key.pem");
-    /// 2026-03-07T09:05:00.250Z.
-    const TIME: u64 = 1_772_874_300_250;
 
     fn config(ordering_key: Option<&str>) -> Config {
         Config {
@@ -312,24 +312,6 @@ mod tests {
 
     fn open(ordering_key: Option<&str>) -> PubSub {
         PubSub::open(config(ordering_key), Some(credential())).unwrap()
-    }
-
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: TIME,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
-    fn response(status: u16, body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     fn body(plan: &batch::Plan, i: usize) -> Value {
@@ -415,18 +397,23 @@ mod tests {
     #[test]
     fn answers_each_message_with_its_id_or_the_error() {
         let topic = "projects/acme-prod/topics/orders";
-        let results = read_answer(topic, &response(200, r#"{"messageIds":["11","12"]}"#), 2);
+        let results = read_answer(
+            topic,
+            &response(200, &[], r#"{"messageIds":["11","12"]}"#),
+            2,
+        );
         assert_eq!(
             results[1].clone().unwrap().response_excerpt.unwrap(),
             format!("messageId 12 on {topic}")
         );
-        let short = read_answer(topic, &response(200, r#"{"messageIds":["11"]}"#), 2);
+        let short = read_answer(topic, &response(200, &[], r#"{"messageIds":["11"]}"#), 2);
         assert!(short[0].is_ok());
         assert_eq!(short[1].clone().unwrap_err().kind, FailureKind::Retryable);
         let missing = read_answer(
             topic,
             &response(
                 404,
+                &[],
                 r#"{"error":{"code":404,"message":"Topic not found","status":"NOT_FOUND"}}"#,
             ),
             2,
@@ -443,6 +430,7 @@ mod tests {
             topic,
             &response(
                 503,
+                &[],
                 r#"{"error":{"code":503,"message":"The service is unavailable","status":"UNAVAILABLE"}}"#,
             ),
             1,
@@ -452,6 +440,7 @@ mod tests {
             topic,
             &response(
                 403,
+                &[],
                 r#"{"error":{"code":403,"message":"User not authorized","status":"PERMISSION_DENIED"}}"#,
             ),
             1,

@@ -326,6 +326,8 @@ export_destination!(Kinesis);
 
 #[cfg(test)]
 mod tests {
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:5000";
@@ -349,16 +351,6 @@ mod tests {
 
     fn open(partition_key: Option<&str>) -> Kinesis {
         Kinesis::open(config(partition_key), Some(credential())).unwrap()
-    }
-
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: 1_772_874_300_250,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
     }
 
     fn body_of(request: &http::Request) -> Value {
@@ -385,17 +377,6 @@ mod tests {
                 )
             })
             .collect()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     #[test]

@@ -343,11 +343,11 @@ mod tests {
     use flate2::read::GzDecoder;
     use serde_json::Value;
 
+    use pushrail_plugin_sdk::fixtures::{event, response, TIME};
+
     use super::*;
 
     const ENDPOINT: &str = "http://127.0.0.1:4566";
-    /// 2026-03-07T09:05:00.250Z.
-    const TIME: u64 = 1_772_874_300_250;
 
     fn config(key_prefix: &str, compression: Compression) -> Config {
         Config {
@@ -369,31 +369,6 @@ mod tests {
 
     fn open(key_prefix: &str, compression: Compression) -> S3 {
         S3::open(config(key_prefix, compression), Some(credential())).unwrap()
-    }
-
-    fn event(id: &str, payload: Value) -> Event {
-        event_at(id, TIME, payload)
-    }
-
-    fn event_at(id: &str, occurred_at: u64, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     fn request(plan: &Plan, i: usize) -> &http::Request {

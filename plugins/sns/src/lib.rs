@@ -426,6 +426,8 @@ export_destination!(Sns);
 mod tests {
     use std::collections::BTreeMap;
 
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     const STANDARD: &str = "arn:aws:sns:eu-west-1:123456789012:orders";
@@ -452,16 +454,6 @@ mod tests {
         Sns::open(config(topic_arn, group), Some(credential())).unwrap()
     }
 
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: 1_772_874_300_250,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
     /// The form fields of a request, decoded.
     fn form_of(request: &http::Request) -> BTreeMap<String, String> {
         url::form_urlencoded::parse(request.body_bytes())
@@ -471,17 +463,6 @@ mod tests {
 
     fn request_of(planned: &batch::Planned) -> &http::Request {
         planned.request.as_ref().unwrap()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     /// A `PublishBatch` answer as SNS writes it, with `successful` and `failed` members.

@@ -347,6 +347,8 @@ export_destination!(Sqs);
 
 #[cfg(test)]
 mod tests {
+    use pushrail_plugin_sdk::fixtures::{event, response};
+
     use super::*;
 
     fn config(queue_url: &str, group: Option<&str>) -> Config {
@@ -373,29 +375,8 @@ mod tests {
     const STANDARD: &str = "http://127.0.0.1:5000/123456789012/orders";
     const FIFO: &str = "http://127.0.0.1:5000/123456789012/orders.fifo";
 
-    fn event(id: &str, payload: Value) -> Event {
-        Event {
-            id: id.to_owned(),
-            event_type: "order.created".to_owned(),
-            occurred_at: 1_772_874_300_250,
-            payload: payload.to_string().into_bytes(),
-            attributes: Vec::new(),
-        }
-    }
-
     fn body_of(request: &http::Request) -> Value {
         serde_json::from_slice(request.body_bytes()).unwrap()
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response {
-        http::Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
     }
 
     #[test]
