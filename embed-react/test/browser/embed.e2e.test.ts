@@ -1,7 +1,9 @@
 /**
  * The whole flow in Chromium against the real host: a customer configures a webhook, tests it,
  * watches a failure arrive, replays it once the receiver is fixed; another customer sees none of
- * it; a revocation signs the first one out. Screenshots go to test-artifacts/embed/.
+ * it; a revocation signs the first one out. On a host of its own, a destination the host disabled
+ * after failing shows why, and enabling it delivers its paused backlog. Screenshots go to
+ * test-artifacts/embed/.
  */
 
 import { createHmac } from 'node:crypto';
@@ -832,6 +834,123 @@ describe('embed in the demo dashboard, against the real host', () => {
       'dark-destinations', 'dark-destination-form', 'dark-credentials', 'dark-deliveries',
     ]) {
       expect(checkedScreens, screen).toContain(screen);
+    }
+  });
+});
+
+describe('a destination the host disabled after failing, in the embed', () => {
+  // A host of its own: disabling after 2 s of failures, no circuit breaking, and retries that
+  // outlast the window (a delivery still has attempts left when its destination is disabled).
+  let failingHost: Host;
+  let failingReceiver: Receiver;
+  let failingDemo: string;
+  const customer = 'acme-customer-e';
+
+  beforeAll(async () => {
+    failingHost = await startHost({
+      retrySchedule: '0s,1s,1s,1s,1s,1s,1s,1s,1s,1s',
+      serveArgs: ['--auto-disable-after', '2s', '--circuit-after', '0'],
+    });
+    failingReceiver = await startReceiver();
+    failingReceiver.status = 503;
+    failingDemo = await startDemo(failingHost);
+  });
+
+  it('shows the reason the host disabled it; enabling it again delivers the paused backlog', async () => {
+    const vendor = { Authorization: `Bearer ${failingHost.apiKey}`, 'Content-Type': 'application/json' };
+    const session = await fetch(`${failingHost.url}/v1/sessions`, { method: 'POST', headers: vendor, body: JSON.stringify({ external_id: customer }) });
+    expect(session.status).toBe(201);
+    const embed = { Authorization: `Bearer ${((await session.json()) as { token: string }).token}`, 'Content-Type': 'application/json' };
+    const created = await fetch(`${failingHost.url}/embed/v1/destinations`, {
+      method: 'POST',
+      headers: embed,
+      body: JSON.stringify({ type: 'webhook', name: 'Orders endpoint', config: { url: failingReceiver.url }, event_types: ['order.*'] }),
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+
+    // Three events through the vendor API, each answered 503 by the receiver.
+    const eventIds: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const published = await fetch(`${failingHost.url}/v1/events`, {
+        method: 'POST',
+        headers: vendor,
+        body: JSON.stringify({ external_id: customer, type: 'order.created', payload: { order_id: `ord_paused_${String(n)}` } }),
+      });
+      expect(published.ok).toBe(true);
+      eventIds.push(((await published.json()) as { event_id: string }).event_id);
+    }
+
+    type Shown = { enabled: boolean; disabled_reason?: string | null };
+    const destination = async () =>
+      (await (await fetch(`${failingHost.url}/embed/v1/destinations/${id}`, { headers: embed })).json()) as Shown;
+    const deliveries = async () =>
+      ((await (await fetch(`${failingHost.url}/embed/v1/deliveries?destination_id=${id}`, { headers: embed })).json()) as {
+        items: { status: string; attempt_count: number; event_id: string }[];
+      }).items;
+    const disabled = await poll('the host to disable the destination', async () => {
+      const shown = await destination();
+      return shown.enabled ? undefined : shown;
+    }, 20_000);
+    expect(disabled.disabled_reason).toMatch(/^disabled by Pushrail: every delivery failed for 2s \(last error: .*503.*\)/);
+
+    // Paused, not failed: the backlog stays pending, uses up no attempts, and the receiver hears
+    // nothing more for over two retry delays (a batch that was on its way is given time to end).
+    await new Promise((r) => setTimeout(r, 500));
+    const heard = failingReceiver.requests.length;
+    expect(heard).toBeGreaterThanOrEqual(3);
+    expect(failingReceiver.requests.every((r) => r.answeredWith === 503)).toBe(true);
+    const before = await deliveries();
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(failingReceiver.requests).toHaveLength(heard);
+    const paused = await deliveries();
+    expect(paused.map((d) => d.status)).toEqual(['pending', 'pending', 'pending']);
+    expect(paused.map((d) => d.attempt_count)).toEqual(before.map((d) => d.attempt_count));
+    expect(new Set(paused.map((d) => d.event_id))).toEqual(new Set(eventIds));
+
+    const { context, page } = await newCustomerPage(customer, failingDemo);
+    try {
+      // The destinations list shows the status, and the host's reason under it.
+      const row = page.locator('tr[data-destination="Orders endpoint"]');
+      await row.getByText('Disabled', { exact: true }).waitFor();
+      const reason = row.locator('[data-disabled-reason]');
+      await expect(reason.textContent()).resolves.toBe(disabled.disabled_reason);
+      expect(await page.getByRole('button', { name: 'Send test event to Orders endpoint' }).isDisabled()).toBe(true);
+      await shot(page, '17-destination-disabled');
+      await expectAccessible(page, 'destination-disabled');
+
+      // The delivery log shows the backlog waiting.
+      await openTab(page, 'Delivery log');
+      const rows = page.locator('tbody tr[data-delivery]');
+      const statuses = () => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-status')));
+      await poll('three pending deliveries in the log', async () => {
+        const shown = await statuses();
+        return shown.length === 3 && shown.every((s) => s === 'pending');
+      });
+
+      // The endpoint is fixed; the customer enables the destination again.
+      failingReceiver.status = 200;
+      await openTab(page, 'Destinations');
+      await page.getByRole('button', { name: 'Enable Orders endpoint' }).click();
+      await row.getByText('Enabled', { exact: true }).waitFor();
+      await reason.waitFor({ state: 'detached' });
+      expect((await destination()).disabled_reason ?? null).toBeNull();
+
+      // The paused deliveries go out: the receiver gets each event, and the log shows them succeeded.
+      const delivered = () =>
+        new Set(failingReceiver.requests.filter((r) => r.answeredWith === 200).map((r) => String(r.headers['webhook-id'])));
+      await poll('the receiver to get the paused backlog', () => Promise.resolve(eventIds.every((e) => delivered().has(e))), 20_000);
+      await openTab(page, 'Delivery log');
+      await poll('three succeeded deliveries in the log', async () => {
+        await page.getByRole('button', { name: 'Refresh' }).click();
+        const shown = await statuses();
+        return shown.length === 3 && shown.every((s) => s === 'succeeded');
+      }, 20_000);
+      expect((await deliveries()).map((d) => d.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+      await shot(page, '18-paused-backlog-delivered');
+      expect(pageErrors.filter((e) => e.startsWith(`${customer}:`))).toEqual([]);
+    } finally {
+      await context.close();
     }
   });
 });

@@ -100,7 +100,14 @@ export interface Host {
   dataDir: string;
 }
 
-export async function startHost(): Promise<Host> {
+export interface HostOptions {
+  /** `--retry-schedule` (default `0s,500ms,500ms`: three attempts, then failed). */
+  retrySchedule?: string;
+  /** More `pushrail serve` flags, e.g. `['--auto-disable-after', '2s']`. */
+  serveArgs?: string[];
+}
+
+export async function startHost(options: HostOptions = {}): Promise<Host> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pushrail-embed-e2e-'));
   cleanups.push(() => {
     rmSync(dataDir, { recursive: true, force: true });
@@ -119,10 +126,11 @@ export async function startHost(): Promise<Host> {
       '--listen', `127.0.0.1:${String(port)}`,
       '--plugins-dir', PLUGINS_DIR,
       '--allow-egress', '127.0.0.0/8',
-      '--retry-schedule', '0s,500ms,500ms',
+      '--retry-schedule', options.retrySchedule ?? '0s,500ms,500ms',
       '--aws-access-key-id', 'AKIAEMBEDE2ETEST0000',
       '--aws-secret-access-key', 'embed-e2e-not-a-real-secret',
       '--aws-account-id', AWS_ACCOUNT_ID,
+      ...(options.serveArgs ?? []),
     ],
     { PUSHRAIL_LOG: 'warn' },
   );
