@@ -721,3 +721,49 @@ async fn the_embed_lists_all_eighteen_destination_types() {
         );
     }
 }
+
+/// `/healthz` answers while the process lives; `/readyz` only while the store answers with every
+/// migration this build knows and destination plugins are loaded, else 503 with the reasons.
+#[tokio::test]
+async fn readiness_says_what_is_missing() {
+    let client = reqwest::Client::new();
+    let get = |host: &Host, path: &str| {
+        let url = format!("{}{path}", host.base);
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let host = Host::start(&[]).await;
+    assert_eq!(get(&host, "/healthz").await, (200, "ok".to_owned()));
+    let (status, body) = get(&host, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["destination_types"], 18);
+
+    // The store loses its newest migration (as under an older schema): not ready, and why.
+    let db = common::database(&host).await;
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let (status, body) = get(&host, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("the store's migrations are behind this build"),
+        "{body}"
+    );
+    assert_eq!(get(&host, "/healthz").await.0, 200);
+
+    // No plugins in the plugins dir: not ready, and why.
+    let empty = tempfile::tempdir().unwrap();
+    let bare = Host::start_with(&["--plugins-dir", empty.path().to_str().unwrap()]).await;
+    let (status, body) = get(&bare, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no destination plugins are loaded"), "{body}");
+}

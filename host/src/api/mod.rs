@@ -15,8 +15,10 @@ mod views;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
@@ -87,6 +89,31 @@ impl Shared {
     }
 }
 
+/// Ready to serve: the store answers and holds every migration this build knows, and at least
+/// one destination plugin is loaded. 503 with the reasons otherwise (load balancers and
+/// orchestrators keep traffic away until then).
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let mut problems = Vec::new();
+    if let Err(reason) = state.store.readiness().await {
+        problems.push(reason);
+    }
+    let types = state.plugins.plugins().len();
+    if types == 0 {
+        problems.push("no destination plugins are loaded (check --plugins-dir)".to_owned());
+    }
+    if problems.is_empty() {
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready", "destination_types": types })),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "not_ready", "reasons": problems })),
+        )
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let vendor = Router::new()
         .route("/sessions", post(sessions::create))
@@ -148,6 +175,7 @@ pub fn router(state: AppState) -> Router {
             get(sessions::jwks).layer(CorsLayer::permissive()),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

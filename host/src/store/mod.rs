@@ -57,6 +57,10 @@ pub struct Store {
     backend: Backend,
 }
 
+/// The migrations of each store, built into the binary.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
 impl Store {
     pub async fn open(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
@@ -89,7 +93,7 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("opening {}", path.display()))?;
-        sqlx::migrate!("../migrations/sqlite")
+        SQLITE_MIGRATIONS
             .run(&write)
             .await
             .context("running SQLite migrations")?;
@@ -108,7 +112,7 @@ impl Store {
             .connect(url)
             .await
             .context("connecting to PostgreSQL")?;
-        sqlx::migrate!("../migrations/postgres")
+        POSTGRES_MIGRATIONS
             .run(&pool)
             .await
             .context("running PostgreSQL migrations")?;
@@ -121,6 +125,31 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether the store answers and holds every migration this build knows (for `/readyz`);
+    /// the reason when not.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.read),
+        )
+        .await
+        .map_err(|_| "the store did not answer within 2 s".to_owned())?
+        .map_err(|e| format!("the store is not reachable: {e}"))?;
+        match applied {
+            Some(applied) if applied >= known => Ok(()),
+            applied => Err(format!(
+                "the store's migrations are behind this build (applied {}, known {known})",
+                applied.map_or("none".to_owned(), |a| a.to_string())
+            )),
+        }
     }
 
     pub async fn begin(&self) -> sqlx::Result<Tx<'static>> {
