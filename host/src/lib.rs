@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod operator;
 pub use pushrail_sandbox as sandbox;
 pub mod scope;
 pub mod store;

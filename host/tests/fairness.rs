@@ -227,3 +227,132 @@ async fn a_failing_endpoint_opens_its_circuit_is_probed_one_at_a_time_and_recove
         assert!(detail.get("waiting_on").is_none(), "{detail}");
     }
 }
+
+/// The vendor registers an operator endpoint and hears, through Pushrail's own engine and signed
+/// with Standard Webhooks, about its customers' destinations: a circuit opening
+/// (`destination.failing`), a delivery out of retries (`delivery.exhausted`), a destination
+/// disabled (`destination.disabled`), a refused credential (`credential.rejected`) and a recovery
+/// (`destination.recovered`), each naming the customer's external id and the destination, never a
+/// secret. No session can be minted for the reserved operator sub-tenant.
+#[tokio::test]
+async fn operator_events_reach_the_vendor_signed() {
+    let operator = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.set_default(503);
+    let refusing = Receiver::start().await;
+    refusing.set_default(401);
+    let flaky = Receiver::start().await;
+    flaky.script(&[503]);
+    let host = Host::start(&[
+        "--circuit-after",
+        "1",
+        "--auto-disable-after",
+        "1500ms",
+        "--retry-schedule",
+        "0s,200ms,200ms",
+    ])
+    .await;
+    let vendor = host.create_tenant("Acme");
+
+    let (status, registered) = vendor
+        .call(
+            "PUT",
+            "/v1/operator-webhook",
+            Some(json!({ "url": operator.url })),
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+    let secret = registered["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{registered}");
+    let (status, again) = vendor
+        .call(
+            "PUT",
+            "/v1/operator-webhook",
+            Some(json!({ "url": operator.url })),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert!(
+        again.get("secret").is_none(),
+        "the secret is shown once: {again}"
+    );
+    let (status, shown) = vendor.call("GET", "/v1/operator-webhook", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["url"], operator.url.as_str());
+    let (status, refused) = vendor
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some(json!({ "external_id": "pushrail:operator" })),
+        )
+        .await;
+    assert!(status == 400 || status == 422, "{status} {refused}");
+
+    let mut destinations = std::collections::BTreeMap::new();
+    for (customer, receiver) in [("a", &failing), ("b", &refusing), ("c", &flaky)] {
+        let session = vendor.session(customer).await;
+        let destination = session.webhook(&receiver.url, SECRET).await;
+        destinations.insert(customer, destination["id"].as_str().unwrap().to_owned());
+        vendor
+            .publish(customer, "order.created", json!({ "customer": customer }))
+            .await;
+    }
+
+    let wanted = [
+        ("destination.failing", "a"),
+        ("delivery.exhausted", "a"),
+        ("destination.disabled", "a"),
+        ("credential.rejected", "b"),
+        ("destination.failing", "c"),
+        ("destination.recovered", "c"),
+    ];
+    // A later event for a, after --auto-disable-after: its failed probe disables the destination.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    vendor
+        .publish(
+            "a",
+            "order.created",
+            json!({ "customer": "a", "later": true }),
+        )
+        .await;
+
+    let seen = eventually("the operator events", Duration::from_secs(30), || async {
+        let seen: BTreeSet<(String, String)> = operator
+            .requests()
+            .iter()
+            .map(|r| {
+                let body = r.json();
+                (
+                    body["type"].as_str().unwrap().to_owned(),
+                    body["data"]["sub_tenant"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        wanted
+            .iter()
+            .all(|(t, c)| seen.contains(&(t.to_string(), c.to_string())))
+            .then_some(seen)
+    })
+    .await;
+    println!("operator events: {seen:?}");
+    let requests = operator.requests();
+    assert_eq!(
+        common::verify_with_standardwebhooks(&secret, &requests),
+        requests.len(),
+        "every operator event verifies with the operator secret"
+    );
+    for request in &requests {
+        let body = request.json();
+        let customer = body["data"]["sub_tenant"].as_str().unwrap();
+        assert_eq!(
+            body["data"]["destination_id"],
+            destinations[customer].as_str(),
+            "{body}"
+        );
+        let text = String::from_utf8_lossy(&request.body);
+        assert!(
+            !text.contains("whsec_"),
+            "no secret in an operator event: {text}"
+        );
+    }
+}

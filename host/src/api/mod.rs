@@ -8,6 +8,7 @@ mod destinations;
 mod events;
 mod extract;
 mod limits;
+mod operator;
 mod sessions;
 mod types;
 mod views;
@@ -135,7 +136,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/events", post(events::publish))
         .route("/events/batch", post(events::publish_batch))
-        .route("/destination-types", get(types::list_for_vendor));
+        .route("/destination-types", get(types::list_for_vendor))
+        .route(
+            "/operator-webhook",
+            get(operator::get)
+                .put(operator::put)
+                .delete(operator::delete),
+        );
 
     // Session tokens travel in a header, never in cookies, so any origin may call the embed API.
     let embed = Router::new()

@@ -30,6 +30,8 @@ pub fn external_id_problem(external_id: &str) -> Result<(), &'static str> {
         Err("must not contain NUL")
     } else if external_id.starts_with("deleted:") {
         Err("must not start with deleted: (reserved for offboarded customers)")
+    } else if external_id.starts_with(crate::operator::RESERVED_PREFIX) {
+        Err("must not start with pushrail: (reserved for Pushrail's own use)")
     } else {
         Ok(())
     }

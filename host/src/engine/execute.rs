@@ -23,11 +23,17 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
     let answers = attempt(inner, &batch).await;
     // Unknown unless the destination was read: then the health update must run to find out.
     let mut was_failing = true;
+    let mut circuit_was_open = false;
     let duration_ms = clock.elapsed().as_millis() as i64;
     let mut by_event: HashMap<String, EventResult> = HashMap::new();
     match answers {
-        Ok(Sent { outcomes, failing }) => {
+        Ok(Sent {
+            outcomes,
+            failing,
+            circuit_open,
+        }) => {
             was_failing = failing;
+            circuit_was_open = circuit_open;
             for outcome in outcomes {
                 let known = batch.iter().any(|d| d.event_id == outcome.event_id);
                 if !known {
@@ -71,15 +77,60 @@ pub(super) async fn execute(inner: &Inner, batch: Vec<ClaimedDelivery>) -> Vec<C
             completion(inner, delivery, &result, started_at, duration_ms, later)
         })
         .collect();
-    record_health(
+    let health = record_health(
         inner,
         &batch[0].destination_id,
         &completions,
         was_failing,
+        circuit_was_open,
         later,
     )
     .await;
+    notify_operator(inner, &batch[0], &completions, health).await;
     completions
+}
+
+/// Tells the vendor's operator endpoint (if it has one) what this batch showed about the
+/// destination: its circuit opened, it was disabled or it recovered, a delivery ran out of
+/// retries, the peer refused the customer's credential (401/403).
+async fn notify_operator(
+    inner: &Inner,
+    first: &ClaimedDelivery,
+    completions: &[Completion],
+    health: Option<(&'static str, serde_json::Value)>,
+) {
+    let mut notices: Vec<(&'static str, serde_json::Value)> = health.into_iter().collect();
+    for c in completions {
+        if c.status == "failed" && c.attempt.outcome == Outcome::RetryableError.as_str() {
+            notices.push((
+                "delivery.exhausted",
+                serde_json::json!({ "delivery_id": c.delivery_id, "last_error": c.attempt.error }),
+            ));
+        }
+    }
+    if let Some(refused) = completions.iter().find(|c| {
+        c.attempt.outcome == Outcome::PermanentError.as_str()
+            && matches!(c.attempt.status_code, Some(401 | 403))
+    }) {
+        notices.push((
+            "credential.rejected",
+            serde_json::json!({ "status_code": refused.attempt.status_code, "error": refused.attempt.error }),
+        ));
+    }
+    for (event_type, details) in notices {
+        crate::operator::notify(
+            &inner.store,
+            &inner.wake,
+            crate::operator::Notice {
+                event_type,
+                tenant_id: &first.tenant_id,
+                sub_tenant_id: &first.sub_tenant_id,
+                destination_id: &first.destination_id,
+                details,
+            },
+        )
+        .await;
+    }
 }
 
 /// Keeps the destination's health: a batch that delivered anything clears it (and closes its
@@ -93,15 +144,20 @@ async fn record_health(
     destination_id: &str,
     completions: &[Completion],
     was_failing: bool,
+    circuit_was_open: bool,
     later: Later,
-) {
+) -> Option<(&'static str, serde_json::Value)> {
     let now = later.now;
+    let mut notice = None;
     let delivered = completions
         .iter()
         .any(|c| c.attempt.outcome == Outcome::Succeeded.as_str());
     let result = if delivered && !was_failing {
         Ok(())
     } else if delivered {
+        if circuit_was_open {
+            notice = Some(("destination.recovered", serde_json::json!({})));
+        }
         inner.store.destination_delivered(destination_id).await
     } else {
         let window = inner.settings.auto_disable_after;
@@ -123,29 +179,45 @@ async fn record_health(
             Ok(failed) if failed.disabled => {
                 inner.plugins.invalidate(destination_id);
                 tracing::warn!(destination = %destination_id, "destination disabled after failing for {}", humantime::format_duration(window));
+                notice = Some((
+                    "destination.disabled",
+                    serde_json::json!({ "reason": reason }),
+                ));
                 Ok(())
             }
-            Ok(failed) => open_circuit(inner, destination_id, failed.failed_batches, later).await,
+            Ok(failed) => {
+                let opened =
+                    open_circuit(inner, destination_id, failed.failed_batches, later).await;
+                if matches!(opened, Ok(true)) {
+                    notice = Some((
+                        "destination.failing",
+                        serde_json::json!({ "last_error": last_error, "failed_batches": failed.failed_batches }),
+                    ));
+                }
+                opened.map(|_| ())
+            }
             Err(error) => Err(error),
         }
     };
     if let Err(error) = result {
         tracing::error!(%error, destination = %destination_id, "recording the destination's health failed");
     }
+    notice
 }
 
 /// Opens the circuit of a destination whose last `failed_batches` batches delivered nothing,
 /// once they reach `--circuit-after`; each further failed batch (a failed probe) puts the next
 /// probe later on the schedule.
+/// True when this call opened the circuit (rather than keeping it open).
 async fn open_circuit(
     inner: &Inner,
     destination_id: &str,
     failed_batches: i64,
     later: Later,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     let after = i64::from(inner.settings.circuit_after);
     if after == 0 || failed_batches < after {
-        return Ok(());
+        return Ok(false);
     }
     let probes_failed = (failed_batches - after) as usize;
     let delay = retry::probe_delay(&inner.settings.retry, probes_failed, later.jitter);
@@ -155,7 +227,8 @@ async fn open_circuit(
     inner
         .store
         .open_circuit(destination_id, later.now + delay.as_millis() as i64)
-        .await
+        .await?;
+    Ok(probes_failed == 0)
 }
 
 /// What a batch handed to its plugin got back.
@@ -163,6 +236,8 @@ struct Sent {
     outcomes: Vec<crate::sandbox::Outcome>,
     /// Whether the destination was failing (every batch refused) when this one was claimed.
     failing: bool,
+    /// Whether its circuit was open (this batch is a probe).
+    circuit_open: bool,
 }
 
 /// The plugin's answers for the batch, or why it was not sent.
@@ -281,9 +356,11 @@ async fn attempt(inner: &Inner, batch: &[ClaimedDelivery]) -> Result<Sent, NotSe
         })
         .collect();
     let failing = destination.failing_since.is_some();
+    let circuit_open = destination.circuit_until.is_some();
     Ok(Sent {
         outcomes: inner.plugins.deliver(&plugin, key, spec, events).await?,
         failing,
+        circuit_open,
     })
 }
 

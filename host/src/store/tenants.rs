@@ -84,6 +84,19 @@ impl Store {
             .await
     }
 
+    /// A sub-tenant's external id (the vendor's name for the customer).
+    pub async fn sub_tenant_external_id(
+        &self,
+        tenant_id: &str,
+        sub_tenant_id: &str,
+    ) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT external_id FROM sub_tenants WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(sub_tenant_id)
+            .fetch_optional(&self.read)
+            .await
+    }
+
     pub async fn find_sub_tenant(
         &self,
         tenant_id: &str,
