@@ -24,8 +24,19 @@ pub struct Cli {
     #[command(flatten)]
     store: StoreArgs,
 
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line:
+    /// timestamp, level, target, fields, spans) for log shippers.
+    #[arg(long, env = "PUSHRAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +106,7 @@ enum TenantCommand {
 const SIGNING_KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(&cli.store, *args).await,
         Command::Tenant(TenantCommand::Create { name }) => {
@@ -161,13 +172,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PUSHRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {

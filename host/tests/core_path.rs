@@ -767,3 +767,33 @@ async fn readiness_says_what_is_missing() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no destination plugins are loaded"), "{body}");
 }
+
+/// `--log-format json`: every line the host writes is one JSON object (timestamp, level, target,
+/// fields) that a log shipper can read, and no secret is among them.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_without_secrets() {
+    let receiver = Receiver::start().await;
+    let host = Host::start(&["--log-format", "json"]).await;
+    let vendor = host.create_tenant("Acme");
+    let customer = vendor.session("cust_42").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    vendor
+        .publish("cust_42", "order.created", json!({ "n": 1 }))
+        .await;
+    eventually("the delivery", Duration::from_secs(10), || async {
+        (receiver.count() == 1).then_some(())
+    })
+    .await;
+    let log = host.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in &lines {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(entry.get(key).is_some(), "{key} missing: {line}");
+        }
+    }
+    assert!(!log.contains(SECRET), "the signing secret is never logged");
+    assert!(!log.contains("whsec_"), "no signing secret in the log");
+}
