@@ -276,12 +276,40 @@ async fn serve(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "pushrail is serving");
+    // On SIGTERM or SIGINT: no new connections, no new claims; calls in flight finish (within
+    // --shutdown-grace) and their attempts are recorded before the process exits.
+    let engine = state.engine.clone();
+    let grace = args.shutdown_grace;
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel();
     axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            tracing::info!(
+                grace = %humantime::format_duration(grace),
+                "stopping: no new requests or claims; letting calls in flight finish"
+            );
+            tokio::spawn(async move {
+                let _ = drained_tx.send(engine.drain(grace).await);
+            });
         })
         .await?;
+    match tokio::time::timeout(grace + std::time::Duration::from_secs(1), drained_rx).await {
+        Ok(Ok(true)) => tracing::info!("stopped: every call in flight finished and was recorded"),
+        _ => tracing::warn!(
+            "stopped with calls still in flight after the grace period; their leases hand them to another host"
+        ),
+    }
     Ok(())
+}
+
+/// The first SIGTERM or SIGINT.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 /// Moves every sealed secret onto a new master key, then forgets the old ones.

@@ -61,6 +61,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PUSHRAIL_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
 
+    /// On SIGTERM or SIGINT, how long calls in flight may take to finish before the process exits
+    /// (what is still running then is left to its lease).
+    #[arg(long, env = "PUSHRAIL_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// Batches of one destination in flight at once, so one destination cannot take every slot.
     #[arg(long, env = "PUSHRAIL_DESTINATION_CONCURRENCY", default_value_t = 4)]
     pub destination_concurrency: usize,

@@ -115,3 +115,76 @@ async fn two_hosts_deliver_everything_once_at_a_time_and_survive_a_kill() {
     );
     assert_eq!(log["items"].as_array().unwrap().len(), 1);
 }
+
+/// SIGTERM under load: the stopped host claims nothing more, lets its calls in flight finish and
+/// records them, and exits within its grace period; the other host delivers the rest; nothing is
+/// lost.
+#[tokio::test]
+async fn a_host_stopped_with_sigterm_drains_and_the_other_delivers_the_rest() {
+    const N: usize = 200;
+    let receiver = Receiver::start().await;
+    receiver.set_delay(Duration::from_millis(300));
+    let args = ["--shutdown-grace", "10s", "--batch-size", "5"];
+    let mut first = Host::start_postgres(&args).await;
+    let mut all_args = vec!["--allow-egress", "127.0.0.0/8"];
+    all_args.extend(args);
+    let second = Host::join(&first, &all_args).await;
+    let vendor = first.create_tenant("Acme");
+    let customer = vendor.session("c").await;
+    customer.webhook(&receiver.url, SECRET).await;
+    let events: Vec<_> = (0..N)
+        .map(|i| json!({ "external_id": "c", "type": "order.created", "payload": { "n": i } }))
+        .collect();
+    let (status, answer) = vendor
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    eventually("deliveries under way", Duration::from_secs(30), || async {
+        (receiver.count() >= 10).then_some(())
+    })
+    .await;
+
+    let (exit, took) = first
+        .terminate(Duration::from_secs(15))
+        .await
+        .expect("the host exits after SIGTERM");
+    println!("stopped after SIGTERM in {took:?} with {exit}");
+    assert!(exit.success(), "{exit}");
+    assert!(
+        took < Duration::from_secs(11),
+        "within the grace period: {took:?}"
+    );
+    let log = first.log();
+    assert!(
+        log.contains("stopped: every call in flight finished and was recorded"),
+        "{log}"
+    );
+
+    let stopped = std::time::Instant::now();
+    // The customer's session lives on the stopped host's address: read the other host's store.
+    let db = database(&second).await;
+    eventually("the rest delivered", Duration::from_secs(60), || async {
+        let (succeeded,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM deliveries WHERE status = 'succeeded'")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        (succeeded as usize == N).then_some(())
+    })
+    .await;
+    println!(
+        "the other host delivered the rest {:?} after the stop",
+        stopped.elapsed()
+    );
+    let received: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+        .collect();
+    assert_eq!(received.len(), N, "every event arrived");
+    drop(second);
+}

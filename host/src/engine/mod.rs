@@ -59,6 +59,10 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Batches in flight per destination.
     in_flight: std::sync::Mutex<HashMap<String, usize>>,
+    /// Set on SIGTERM/SIGINT: the dispatcher claims nothing more.
+    draining: std::sync::atomic::AtomicBool,
+    /// Calls finished whose attempts the completer has not written yet.
+    unrecorded: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -82,6 +86,8 @@ impl Engine {
                 wake: Notify::new(),
                 permits,
                 in_flight: Default::default(),
+                draining: Default::default(),
+                unrecorded: Default::default(),
             }),
         }
     }
@@ -91,6 +97,27 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<Vec<Completion>>(1024);
         tokio::spawn(complete_loop(self.inner.clone(), rx));
         tokio::spawn(dispatch_loop(self.inner.clone(), tx));
+    }
+
+    /// Stops claiming work and waits, up to `grace`, for the calls in flight to finish and their
+    /// attempts to be recorded. True when everything finished in time; what did not is left to
+    /// its lease (another host takes it over when the lease lapses).
+    pub async fn drain(&self, grace: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let idle = self.inner.permits.available_permits() == self.inner.settings.concurrency
+                && self.inner.unrecorded.load(Ordering::SeqCst) == 0;
+            if idle {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// New work is queued: look now instead of at the next poll.
@@ -139,6 +166,9 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
         }
         if !settings.linger.is_zero() {
             tokio::time::sleep(settings.linger).await;
+        }
+        if inner.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
         }
         loop {
             let free = inner.permits.available_permits();
@@ -206,6 +236,9 @@ async fn dispatch_loop(inner: Arc<Inner>, completions: mpsc::Sender<Vec<Completi
                 let completions = completions.clone();
                 tokio::spawn(async move {
                     let done = execute::execute(&inner, batch).await;
+                    inner
+                        .unrecorded
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     // The completer outlives every call; a send only fails at shutdown, when the
                     // lapsing lease hands the work to the next start.
                     let _ = completions.send(done).await;
@@ -300,9 +333,13 @@ fn batches(inner: &Inner, claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDeliv
 
 async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Vec<Completion>>) {
     while let Some(mut pending) = rx.recv().await {
+        let mut calls = 1;
         while pending.len() < MAX_CLAIM {
             match rx.try_recv() {
-                Ok(more) => pending.extend(more),
+                Ok(more) => {
+                    pending.extend(more);
+                    calls += 1;
+                }
                 Err(_) => break,
             }
         }
@@ -323,5 +360,8 @@ async fn complete_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Vec<Completion>
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        inner
+            .unrecorded
+            .fetch_sub(calls, std::sync::atomic::Ordering::SeqCst);
     }
 }

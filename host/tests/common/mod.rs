@@ -330,6 +330,31 @@ impl Host {
     }
 
     /// SIGKILL: no shutdown code runs, as in a crash.
+    /// Sends SIGTERM and waits for the process to exit (up to `limit`); its exit status and how
+    /// long it took, or `None` if it had not exited by then (it is killed).
+    /// (Async: the test's own receivers run on this runtime and must keep answering meanwhile.)
+    pub async fn terminate(
+        &mut self,
+        limit: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let mut child = self.child.take()?;
+        let started = std::time::Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        while started.elapsed() < limit {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
