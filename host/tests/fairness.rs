@@ -103,7 +103,7 @@ async fn a_slow_backlog_does_not_hold_back_another_customers_event_with_two_host
 /// (had it been a failed probe) before it succeeded.
 #[tokio::test]
 async fn a_failing_endpoint_opens_its_circuit_is_probed_one_at_a_time_and_recovers() {
-    const EVENTS: usize = 40;
+    const EVENTS: usize = 200;
     let failing = Receiver::start().await;
     failing.set_default(503);
     let healthy = Receiver::start().await;
@@ -152,7 +152,7 @@ async fn a_failing_endpoint_opens_its_circuit_is_probed_one_at_a_time_and_recove
         "the batches sent before the circuit opened to settle",
         Duration::from_secs(30),
         || async {
-            let all = customer.deliveries("?limit=100").await;
+            let all = customer.deliveries("?limit=500").await;
             (all.iter().filter(|d| d["status"] == "delivering").count() <= 1).then_some(all)
         },
     )
@@ -205,7 +205,7 @@ async fn a_failing_endpoint_opens_its_circuit_is_probed_one_at_a_time_and_recove
     );
     // No attempt is invented for a waiting delivery: the log holds exactly what was sent.
     let attempts: i64 = customer
-        .deliveries("?limit=100")
+        .deliveries("?limit=500")
         .await
         .iter()
         .map(|d| d["attempt_count"].as_i64().unwrap())
@@ -220,7 +220,7 @@ async fn a_failing_endpoint_opens_its_circuit_is_probed_one_at_a_time_and_recove
     failing.set_delay(Duration::ZERO);
     failing.set_default(200);
     let done = eventually("the backlog delivered", Duration::from_secs(60), || async {
-        let all = customer.deliveries("?limit=100").await;
+        let all = customer.deliveries("?limit=500").await;
         (all.len() == EVENTS && all.iter().all(|d| d["status"] == "succeeded")).then_some(all)
     })
     .await;

@@ -320,12 +320,15 @@ impl Store {
         .await
     }
 
-    /// Hands claimed deliveries back unattempted: claimable again at `until` (by any worker),
-    /// their attempt counts untouched. Only rows still held by the claim's own token move.
+    /// Hands claimed deliveries back unattempted: pending again and due at `until` (for any
+    /// worker), their attempt counts untouched, so the log shows them waiting, not in flight.
+    /// Only rows still held by the claim's own token move.
     pub async fn release(&self, claimed: &[ClaimedDelivery], until: i64) -> sqlx::Result<()> {
         let by_owner = by_claim(claimed);
         for (owner, ids) in by_owner {
-            let mut update = Sql::new("UPDATE deliveries SET lease_until = ");
+            let mut update = Sql::new(
+                "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = ",
+            );
             update
                 .bind(until)
                 .push(" WHERE status = 'delivering' AND lease_owner = ")
