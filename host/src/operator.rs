@@ -26,58 +26,65 @@ pub async fn scope(store: &Store, tenant_id: &str) -> sqlx::Result<Option<Scope>
         .map(|id| Scope::authenticated(tenant_id.to_owned(), id)))
 }
 
-/// One operator event about a customer's destination.
-pub struct Notice<'a> {
-    pub event_type: &'static str,
+/// The customer's destination operator events are about.
+pub struct Subject<'a> {
     pub tenant_id: &'a str,
     /// The customer's own sub-tenant id (its external id is looked up for the payload).
     pub sub_tenant_id: &'a str,
     pub destination_id: &'a str,
-    /// What else the event says (reason, last error, delivery id); never a secret.
-    pub details: Value,
 }
 
-/// Publishes `notice` to the tenant's operator endpoint, if it has one. Events about the operator
-/// endpoint itself are not published (they would feed themselves). Failures are logged, never
-/// passed on: the delivery that caused the notice is recorded either way.
-pub async fn notify(store: &Store, engine_wake: &tokio::sync::Notify, notice: Notice<'_>) {
+/// Publishes `notices` (event type, and what else the event says: reason, last error, delivery
+/// id; never a secret) about `subject` to the tenant's operator endpoint, if it has one, in one
+/// ingest. Events about the operator endpoint itself are not published (they would feed
+/// themselves). Failures are logged, never passed on: the deliveries that caused the notices are
+/// recorded either way.
+pub async fn notify(
+    store: &Store,
+    engine_wake: &tokio::sync::Notify,
+    subject: Subject<'_>,
+    notices: Vec<(&'static str, Value)>,
+) {
+    if notices.is_empty() {
+        return;
+    }
     let result = async {
-        let Some(scope) = scope(store, notice.tenant_id).await? else {
+        let Some(scope) = scope(store, subject.tenant_id).await? else {
             return Ok(());
         };
-        if scope.sub_tenant_id() == notice.sub_tenant_id {
+        if scope.sub_tenant_id() == subject.sub_tenant_id {
             return Ok(());
         }
         let external_id = store
-            .sub_tenant_external_id(notice.tenant_id, notice.sub_tenant_id)
+            .sub_tenant_external_id(subject.tenant_id, subject.sub_tenant_id)
             .await?
             .unwrap_or_default();
-        let mut payload = json!({
-            "sub_tenant": external_id,
-            "destination_id": notice.destination_id,
-        });
-        if let (Value::Object(payload), Value::Object(details)) = (&mut payload, notice.details) {
-            payload.extend(details);
-        }
         let now = clock::now_ms();
-        store
-            .ingest(
-                &[NewEvent {
-                    scope,
+        let events: Vec<NewEvent> = notices
+            .into_iter()
+            .map(|(event_type, details)| {
+                let mut payload = json!({
+                    "sub_tenant": external_id,
+                    "destination_id": subject.destination_id,
+                });
+                if let (Value::Object(payload), Value::Object(details)) = (&mut payload, details) {
+                    payload.extend(details);
+                }
+                NewEvent {
+                    scope: scope.clone(),
                     idempotency_key: None,
-                    event_type: notice.event_type.to_owned(),
+                    event_type: event_type.to_owned(),
                     payload: payload.to_string(),
                     occurred_at: now,
-                }],
-                &engine::fanout::matcher,
-                now,
-            )
-            .await?;
+                }
+            })
+            .collect();
+        store.ingest(&events, &engine::fanout::matcher, now).await?;
         engine_wake.notify_one();
         Ok::<(), sqlx::Error>(())
     }
     .await;
     if let Err(error) = result {
-        tracing::error!(%error, event_type = notice.event_type, "publishing an operator event failed");
+        tracing::error!(%error, "publishing operator events failed");
     }
 }

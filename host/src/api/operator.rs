@@ -38,7 +38,7 @@ fn view(row: &DestinationRow, secret: Option<&str>) -> Value {
         "url": config["url"],
         "destination_id": row.id,
         "enabled": row.enabled(),
-        "circuit": if row.circuit_until.is_some() { "open" } else { "closed" },
+        "circuit": row.circuit(),
     });
     if let Some(secret) = secret {
         answer["secret"] = json!(secret);
@@ -53,6 +53,19 @@ async fn current(state: &AppState, scope: &Scope) -> ApiResult<Option<Destinatio
         .await?
         .into_iter()
         .next())
+}
+
+fn not_registered() -> ApiError {
+    ApiError::not_found("operator webhook")
+}
+
+/// The tenant's operator scope and endpoint, or 404.
+async fn registered(state: &AppState, tenant_id: &str) -> ApiResult<(Scope, DestinationRow)> {
+    let scope = operator::scope(&state.store, tenant_id)
+        .await?
+        .ok_or_else(not_registered)?;
+    let row = current(state, &scope).await?.ok_or_else(not_registered)?;
+    Ok((scope, row))
 }
 
 /// Registers (201, with the signing secret, once) or moves (200) the tenant's operator endpoint.
@@ -83,9 +96,7 @@ pub async fn put(
             .await?;
         tx.commit().await?;
         state.plugins.invalidate(&existing.id);
-        let row = current(&state, &scope)
-            .await?
-            .ok_or_else(|| ApiError::not_found("operator webhook"))?;
+        let row = current(&state, &scope).await?.ok_or_else(not_registered)?;
         return Ok((StatusCode::OK, Json(view(&row, None))));
     }
     let secret = generate_webhook_secret();
@@ -132,9 +143,7 @@ pub async fn put(
         )
         .await?;
     tx.commit().await?;
-    let row = current(&state, &scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("operator webhook"))?;
+    let row = current(&state, &scope).await?.ok_or_else(not_registered)?;
     Ok((
         StatusCode::CREATED,
         Json(view(&row, secret["secret"].as_str())),
@@ -142,12 +151,7 @@ pub async fn put(
 }
 
 pub async fn get(State(state): State<AppState>, tenant: TenantPrincipal) -> ApiResult<Json<Value>> {
-    let scope = operator::scope(&state.store, &tenant.tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("operator webhook"))?;
-    let row = current(&state, &scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("operator webhook"))?;
+    let (_, row) = registered(&state, &tenant.tenant_id).await?;
     Ok(Json(view(&row, None)))
 }
 
@@ -155,12 +159,7 @@ pub async fn delete(
     State(state): State<AppState>,
     tenant: TenantPrincipal,
 ) -> ApiResult<StatusCode> {
-    let scope = operator::scope(&state.store, &tenant.tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("operator webhook"))?;
-    let row = current(&state, &scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("operator webhook"))?;
+    let (scope, row) = registered(&state, &tenant.tenant_id).await?;
     let mut tx = state.store.begin().await?;
     state
         .store

@@ -32,6 +32,7 @@ pub struct Destination {
 impl From<DestinationRow> for Destination {
     fn from(row: DestinationRow) -> Self {
         let enabled = row.enabled();
+        let circuit = row.circuit();
         Self {
             id: row.id,
             type_id: row.type_id,
@@ -41,11 +42,7 @@ impl From<DestinationRow> for Destination {
             event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
             enabled,
             disabled_reason: row.disabled_reason,
-            circuit: if row.circuit_until.is_some() {
-                "open"
-            } else {
-                "closed"
-            },
+            circuit,
             next_probe_at: opt_rfc3339(row.circuit_until),
             created_at: to_rfc3339(row.created_at),
             updated_at: to_rfc3339(row.updated_at),

@@ -117,20 +117,17 @@ async fn notify_operator(
             serde_json::json!({ "status_code": refused.attempt.status_code, "error": refused.attempt.error }),
         ));
     }
-    for (event_type, details) in notices {
-        crate::operator::notify(
-            &inner.store,
-            &inner.wake,
-            crate::operator::Notice {
-                event_type,
-                tenant_id: &first.tenant_id,
-                sub_tenant_id: &first.sub_tenant_id,
-                destination_id: &first.destination_id,
-                details,
-            },
-        )
-        .await;
-    }
+    crate::operator::notify(
+        &inner.store,
+        &inner.wake,
+        crate::operator::Subject {
+            tenant_id: &first.tenant_id,
+            sub_tenant_id: &first.sub_tenant_id,
+            destination_id: &first.destination_id,
+        },
+        notices,
+    )
+    .await;
 }
 
 /// Keeps the destination's health: a batch that delivered anything clears it (and closes its

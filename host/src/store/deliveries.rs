@@ -322,35 +322,28 @@ impl Store {
 
     /// Hands claimed deliveries back unattempted: pending again and due at `until` (for any
     /// worker), their attempt counts untouched, so the log shows them waiting, not in flight.
-    /// Only rows still held by the claim's own token move.
     pub async fn release(&self, claimed: &[ClaimedDelivery], until: i64) -> sqlx::Result<()> {
-        let by_owner = by_claim(claimed);
-        for (owner, ids) in by_owner {
-            let mut update = Sql::new(
-                "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = ",
-            );
-            update
-                .bind(until)
-                .push(" WHERE status = 'delivering' AND lease_owner = ")
-                .bind(owner)
-                .push(" AND id IN ")
-                .bind_list(ids);
-            update.query().execute(&self.write).await?;
-        }
-        Ok(())
+        self.put_back(claimed, Some(until)).await
     }
 
     /// Puts claimed deliveries back in the queue unattempted and due as before: their
-    /// destination was disabled after they were claimed. Only rows still held by the claim's own
-    /// token move.
+    /// destination was disabled after they were claimed.
     pub async fn unclaim(&self, claimed: &[ClaimedDelivery]) -> sqlx::Result<()> {
-        let by_owner = by_claim(claimed);
-        for (owner, ids) in by_owner {
+        self.put_back(claimed, None).await
+    }
+
+    /// Claimed rows back to pending, due at `due` or as before; only rows still held by the
+    /// claim's own token move.
+    async fn put_back(&self, claimed: &[ClaimedDelivery], due: Option<i64>) -> sqlx::Result<()> {
+        for (owner, ids) in by_claim(claimed) {
             let mut update = Sql::new(
                 "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ",
             );
+            update.bind(clock::now_ms());
+            if let Some(due) = due {
+                update.push(", next_attempt_at = ").bind(due);
+            }
             update
-                .bind(clock::now_ms())
                 .push(" WHERE status = 'delivering' AND lease_owner = ")
                 .bind(owner)
                 .push(" AND id IN ")

@@ -40,6 +40,15 @@ impl DestinationRow {
     pub fn enabled(&self) -> bool {
         self.enabled_flag != 0
     }
+
+    /// `open` while its circuit is open (see `circuit_until`), else `closed`.
+    pub fn circuit(&self) -> &'static str {
+        if self.circuit_until.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+    }
 }
 
 pub struct NewDestination<'a> {
